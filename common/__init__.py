@@ -1,0 +1,10 @@
+"""밑바닥부터 만들면서 배우는 LLM — 예제 코드 패키지.
+
+각 장의 요약 모듈은 하위 패키지다(``llm_from_scratch.ch02`` … ``llm_from_scratch.appendix_e``).
+이 최상위 패키지에는 여러 장이 함께 쓰는 도구만 둔다.
+
+- ``llm_from_scratch.download``: 캐시·백업 URL·미러를 쓰는 파일 내려받기
+- ``llm_from_scratch.utils``: 장치 선택, 시드 고정, QUICK 모드 플래그
+"""
+
+__version__ = "0.1.0"

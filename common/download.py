@@ -1,0 +1,241 @@
+"""모든 장이 함께 쓰는 파일 내려받기 도구.
+
+- 이미 받아 둔 파일(캐시)이 있고 크기·해시가 맞으면 다시 받지 않는다.
+- 기본 URL이 실패하면 백업 URL을 시도한다.
+- 받는 중에는 ``<파일>.part`` 에 쓰고, 크기·해시를 확인한 뒤에야 원래 이름으로 바꾼다(원자적 쓰기).
+  그래서 끊긴 다운로드나 크기가 틀린 파일이 완성된 파일처럼 남는 일은 없다.
+  ``.part`` 는 다음 실행에서 HTTP Range 요청으로 이어 받는 데만 쓰고, 그대로 믿지는 않는다.
+- 환경 변수 ``LLMFS_DATA_MIRROR`` 가 폴더를 가리키면 인터넷 대신 그 폴더에서 파일 이름으로 찾아 복사한다.
+- 환경 변수 ``LLMFS_OFFLINE=1`` 이면 네트워크에 절대 나가지 않는다(테스트가 이것으로 인터넷 접근을 막는다).
+"""
+
+import hashlib
+import os
+import shutil
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+__all__ = [
+    "DATA_FILES",
+    "DownloadError",
+    "download_file",
+    "download_data_file",
+    "file_sha256",
+    "is_offline",
+    "mirror_dir",
+    "prepare_tiktoken_cache",
+]
+
+CHUNK_SIZE = 1 << 16
+TIMEOUT_SECONDS = 60
+
+# 책의 코드가 내려받는 작은 공개 데이터 파일들 (크기·해시는 원본과 같은 사본으로 확인했다)
+DATA_FILES = {
+    "the-verdict.txt": {
+        "url": "https://raw.githubusercontent.com/rasbt/LLMs-from-scratch/main/ch02/01_main-chapter-code/the-verdict.txt",
+        "size": 20_479,
+        "sha256": "b41e41a68f0398a3154ae69e2e4c0e2694e17fe0d66730536837f1b01935b31f",
+    },
+    "sms+spam+collection.zip": {
+        "url": "https://archive.ics.uci.edu/static/public/228/sms+spam+collection.zip",
+        "backup_url": "https://f001.backblazeb2.com/file/LLMs-from-scratch/sms%2Bspam%2Bcollection.zip",
+        "size": 207_990,
+        "sha256": "754f6de67cd5e0e6dccd5cc2a8b75971096c3a19727c8fde0dd555f4cf671aca",
+    },
+    "instruction-data.json": {
+        "url": "https://raw.githubusercontent.com/rasbt/LLMs-from-scratch/main/ch07/01_main-chapter-code/instruction-data.json",
+        "size": 203_524,
+        "sha256": "7e09a9af353722ca15c18bc580f093f9c39d3178335a75177319cb1e1d163944",
+    },
+    "instruction-data-with-preference.json": {
+        "url": "https://raw.githubusercontent.com/rasbt/LLMs-from-scratch/main/ch07/04_preference-tuning-with-dpo/instruction-data-with-preference.json",
+        "size": 386_968,
+        "sha256": "305315abf14f65fa42c01a0877572f832606571c2a7d49f152ac1d758b16756e",
+    },
+}
+
+# tiktoken 이 gpt2 인코딩을 캐시하는 파일 이름(내려받는 URL의 sha1)
+TIKTOKEN_GPT2_FILES = {
+    "gpt2/vocab.bpe": "6d1cbeee0f20b3d9449abfede4726ed8212e3aee",
+    "gpt2/encoder.json": "6c7ea1a7e38e3a7f062df639a5b80947f075ffe6",
+}
+
+
+class DownloadError(RuntimeError):
+    """파일을 받지 못했을 때. 메시지에 URL, 원인, 손으로 둘 위치가 들어 있다."""
+
+
+def is_offline() -> bool:
+    """``LLMFS_OFFLINE`` 이 켜져 있으면 True: 네트워크 접근을 하지 않는다."""
+    return os.environ.get("LLMFS_OFFLINE", "0").strip().lower() not in ("", "0", "false", "no", "off")
+
+
+def mirror_dir() -> Path | None:
+    """``LLMFS_DATA_MIRROR`` 가 가리키는 미러 폴더(없으면 None)."""
+    value = os.environ.get("LLMFS_DATA_MIRROR", "").strip()
+    return Path(value).expanduser() if value else None
+
+
+def file_sha256(path) -> str:
+    """파일의 sha256 16진 문자열."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(CHUNK_SIZE), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _url_file_name(url: str) -> str:
+    return urllib.parse.unquote(urllib.parse.urlparse(url).path.rsplit("/", 1)[-1])
+
+
+def _problem_with(path: Path, expected_size, expected_sha256) -> str | None:
+    """파일이 기대한 크기·해시와 다르면 그 이유를, 맞으면 None 을 돌려준다."""
+    size = path.stat().st_size
+    if expected_size is not None and size != expected_size:
+        return f"크기가 {size:,} 바이트인데 {expected_size:,} 바이트여야 합니다"
+    if expected_sha256 is not None and file_sha256(path) != expected_sha256.lower():
+        return "sha256 해시가 기대한 값과 다릅니다"
+    return None
+
+
+def _finish(part: Path, destination: Path, expected_size, expected_sha256, source: str) -> Path:
+    """임시 파일을 확인하고 나서야 원래 이름으로 옮긴다. 틀리면 지우고 오류를 낸다."""
+    problem = _problem_with(part, expected_size, expected_sha256)
+    if problem:
+        part.unlink(missing_ok=True)
+        raise DownloadError(f"{source} 에서 받은 파일을 버렸습니다: {problem}.")
+    os.replace(part, destination)
+    return destination
+
+
+def _copy_from_mirror(candidates, destination: Path, expected_size, expected_sha256) -> Path | None:
+    mirror = mirror_dir()
+    if mirror is None:
+        return None
+    for name in candidates:
+        source = mirror / name
+        if source.is_file():
+            part = destination.with_name(destination.name + ".part")
+            shutil.copyfile(source, part)
+            return _finish(part, destination, expected_size, expected_sha256, f"미러 파일 {source}")
+    return None
+
+
+def _fetch(url: str, part: Path, expected_size, show_progress: bool, desc: str) -> None:
+    """URL 을 ``part`` 에 받는다. ``part`` 가 이미 있으면 Range 요청으로 이어 받는다."""
+    start = part.stat().st_size if part.exists() else 0
+    if expected_size is not None and start >= expected_size:
+        part.unlink()  # 이어 받을 것이 없거나 너무 크다: 처음부터 다시 받는다
+        start = 0
+    request = urllib.request.Request(url, headers={"User-Agent": "llm-from-scratch"})
+    if start:
+        request.add_header("Range", f"bytes={start}-")
+    with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:
+        if start and response.status != 206:
+            start = 0  # 서버가 이어 받기를 지원하지 않는다
+        length = response.headers.get("Content-Length")
+        total = start + int(length) if length is not None else expected_size
+        with open(part, "ab" if start else "wb") as f, tqdm(
+            total=total, initial=start, unit="B", unit_scale=True, desc=desc, disable=not show_progress
+        ) as bar:
+            for chunk in iter(lambda: response.read(CHUNK_SIZE), b""):
+                f.write(chunk)
+                bar.update(len(chunk))
+    received = part.stat().st_size
+    if total is not None and received != total:
+        raise DownloadError(f"연결이 중간에 끊겼습니다({received:,} / {total:,} 바이트).")
+
+
+def download_file(
+    url: str,
+    destination=None,
+    *,
+    backup_url: str | None = None,
+    expected_size: int | None = None,
+    sha256: str | None = None,
+    mirror_names=(),
+    show_progress: bool = True,
+) -> Path:
+    """파일 하나를 받아 ``destination`` 에 두고 그 경로를 돌려준다.
+
+    Args:
+        url: 기본 URL.
+        destination: 저장할 파일 경로(기본값: 현재 폴더에 URL의 파일 이름으로).
+        backup_url: 기본 URL이 실패했을 때 시도할 URL.
+        expected_size: 바이트 단위 크기(알면). 다르면 파일을 버린다.
+        sha256: 내용의 sha256(알면). 다르면 파일을 버린다.
+        mirror_names: 미러 폴더에서 먼저 찾아볼 상대 경로들. 그다음에 URL의 파일 이름으로 찾는다.
+        show_progress: tqdm 진행 막대를 보일지.
+    """
+    file_name = _url_file_name(url)
+    destination = Path(destination) if destination is not None else Path(file_name)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+
+    if destination.is_file():
+        problem = _problem_with(destination, expected_size, sha256)
+        if problem is None:
+            return destination  # 캐시에 있는 완성된 파일
+        destination.unlink()  # 크기·해시가 틀린 파일은 믿지 않고 새로 받는다
+
+    copied = _copy_from_mirror([*mirror_names, file_name], destination, expected_size, sha256)
+    if copied is not None:
+        return copied
+
+    how_to_fix = (
+        f"파일을 직접 받아 {destination.resolve()} 에 두거나, 파일을 모아 둔 폴더를 환경 변수 "
+        f"LLMFS_DATA_MIRROR 로 알려 주세요(파일 이름 {file_name!r} 로 찾습니다)."
+    )
+    if is_offline():
+        raise DownloadError(f"오프라인 모드(LLMFS_OFFLINE=1)라서 {url} 을 내려받지 않았습니다. {how_to_fix}")
+
+    part = destination.with_name(destination.name + ".part")
+    errors = []
+    for candidate in [url, backup_url] if backup_url else [url]:
+        try:
+            _fetch(candidate, part, expected_size, show_progress, desc=file_name)
+            return _finish(part, destination, expected_size, sha256, candidate)
+        except (urllib.error.URLError, OSError, DownloadError, ValueError) as error:
+            reason = getattr(error, "reason", None) or error
+            errors.append(f"  - {candidate}: {reason}")
+    raise DownloadError("파일을 받지 못했습니다.\n" + "\n".join(errors) + f"\n{how_to_fix}")
+
+
+def download_data_file(name: str, folder=".") -> Path:
+    """책이 쓰는 공개 데이터 파일(``DATA_FILES`` 의 이름)을 ``folder`` 에 받아 경로를 돌려준다."""
+    if name not in DATA_FILES:
+        raise KeyError(f"알 수 없는 데이터 파일 {name!r} 입니다. 가능한 이름: {', '.join(DATA_FILES)}")
+    info = DATA_FILES[name]
+    return download_file(
+        info["url"],
+        Path(folder) / name,
+        backup_url=info.get("backup_url"),
+        expected_size=info["size"],
+        sha256=info["sha256"],
+    )
+
+
+def prepare_tiktoken_cache(cache_dir, mirror=None) -> Path:
+    """미러의 ``gpt2/encoder.json``, ``gpt2/vocab.bpe`` 를 tiktoken 캐시 이름으로 복사한다.
+
+    그다음 ``TIKTOKEN_CACHE_DIR=cache_dir`` 이면 ``tiktoken.get_encoding("gpt2")`` 가 네트워크 없이 동작한다.
+    """
+    mirror = Path(mirror) if mirror is not None else mirror_dir()
+    if mirror is None:
+        raise DownloadError("tiktoken 캐시를 채울 미러 폴더가 없습니다. LLMFS_DATA_MIRROR 를 지정하세요.")
+    cache_dir = Path(cache_dir)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    for relative, cache_name in TIKTOKEN_GPT2_FILES.items():
+        source = mirror / relative
+        if not source.is_file():
+            raise DownloadError(f"미러에 {relative} 가 없습니다({source}). GPT-2 의 {relative} 를 그 자리에 두세요.")
+        target = cache_dir / cache_name
+        if not target.is_file() or target.stat().st_size != source.stat().st_size:
+            part = target.with_name(cache_name + ".part")
+            shutil.copyfile(source, part)
+            os.replace(part, target)
+    return cache_dir
