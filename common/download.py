@@ -10,6 +10,7 @@
 """
 
 import hashlib
+import http.client
 import os
 import shutil
 import urllib.error
@@ -22,8 +23,8 @@ from tqdm.auto import tqdm
 __all__ = [
     "DATA_FILES",
     "DownloadError",
-    "download_file",
     "download_data_file",
+    "download_file",
     "file_sha256",
     "is_offline",
     "mirror_dir",
@@ -135,7 +136,16 @@ def _fetch(url: str, part: Path, expected_size, show_progress: bool, desc: str) 
     request = urllib.request.Request(url, headers={"User-Agent": "llm-from-scratch"})
     if start:
         request.add_header("Range", f"bytes={start}-")
-    with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:
+    try:
+        response = urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS)
+    except urllib.error.HTTPError as error:
+        if start and error.code == 416:
+            # 이어 받을 범위가 서버의 파일에 없다: .part 가 이 파일의 앞부분이 아니므로 처음부터 받는다
+            part.unlink()
+            _fetch(url, part, expected_size, show_progress, desc)
+            return
+        raise
+    with response:
         if start and response.status != 206:
             start = 0  # 서버가 이어 받기를 지원하지 않는다
         length = response.headers.get("Content-Length")
@@ -175,6 +185,10 @@ def download_file(
     file_name = _url_file_name(url)
     destination = Path(destination) if destination is not None else Path(file_name)
     destination.parent.mkdir(parents=True, exist_ok=True)
+    how_to_fix = (
+        f"{url} 에서 파일을 직접 받아 {destination.resolve()} 에 두거나, 파일을 모아 둔 폴더를 환경 변수 "
+        f"LLMFS_DATA_MIRROR 로 알려 주세요(파일 이름 {file_name!r} 로 찾습니다)."
+    )
 
     if destination.is_file():
         problem = _problem_with(destination, expected_size, sha256)
@@ -182,14 +196,13 @@ def download_file(
             return destination  # 캐시에 있는 완성된 파일
         destination.unlink()  # 크기·해시가 틀린 파일은 믿지 않고 새로 받는다
 
-    copied = _copy_from_mirror([*mirror_names, file_name], destination, expected_size, sha256)
+    try:
+        copied = _copy_from_mirror([*mirror_names, file_name], destination, expected_size, sha256)
+    except DownloadError as error:
+        raise DownloadError(f"{error} {how_to_fix}") from None
     if copied is not None:
         return copied
 
-    how_to_fix = (
-        f"파일을 직접 받아 {destination.resolve()} 에 두거나, 파일을 모아 둔 폴더를 환경 변수 "
-        f"LLMFS_DATA_MIRROR 로 알려 주세요(파일 이름 {file_name!r} 로 찾습니다)."
-    )
     if is_offline():
         raise DownloadError(f"오프라인 모드(LLMFS_OFFLINE=1)라서 {url} 을 내려받지 않았습니다. {how_to_fix}")
 
@@ -199,8 +212,9 @@ def download_file(
         try:
             _fetch(candidate, part, expected_size, show_progress, desc=file_name)
             return _finish(part, destination, expected_size, sha256, candidate)
-        except (urllib.error.URLError, OSError, DownloadError, ValueError) as error:
-            reason = getattr(error, "reason", None) or error
+        except (urllib.error.URLError, OSError, http.client.HTTPException, DownloadError, ValueError) as error:
+            # HTTPError 는 상태 코드까지 보이도록 통째로, 나머지 URLError 는 원인(reason)만 적는다
+            reason = error if isinstance(error, urllib.error.HTTPError) else getattr(error, "reason", None) or error
             errors.append(f"  - {candidate}: {reason}")
     raise DownloadError("파일을 받지 못했습니다.\n" + "\n".join(errors) + f"\n{how_to_fix}")
 

@@ -6,7 +6,7 @@ import random
 import numpy as np
 import torch
 
-__all__ = ["QUICK", "is_quick", "get_device", "set_seed"]
+__all__ = ["QUICK", "get_device", "is_quick", "set_seed"]
 
 
 def is_quick() -> bool:
