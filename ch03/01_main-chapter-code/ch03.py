@@ -4,14 +4,14 @@
 """
 
 import torch
-import torch.nn as nn
+from torch import nn
 
 __all__ = [
+    "CausalAttention",
+    "MultiHeadAttention",
+    "MultiHeadAttentionWrapper",
     "SelfAttention_v1",
     "SelfAttention_v2",
-    "CausalAttention",
-    "MultiHeadAttentionWrapper",
-    "MultiHeadAttention",
 ]
 
 
@@ -65,7 +65,9 @@ class CausalAttention(nn.Module):
         self.register_buffer("mask", torch.triu(torch.ones(context_length, context_length), diagonal=1))
 
     def forward(self, x):
-        b, num_tokens, d_in = x.shape
+        _b, num_tokens, _d_in = x.shape
+        if num_tokens > self.mask.shape[0]:
+            raise ValueError(f"입력 토큰 수 {num_tokens}가 context_length {self.mask.shape[0]}보다 깁니다.")
         queries = self.W_query(x)
         keys = self.W_key(x)
         values = self.W_value(x)
@@ -94,6 +96,8 @@ class MultiHeadAttention(nn.Module):
 
     def __init__(self, d_in, d_out, context_length, dropout, num_heads, qkv_bias=False):
         super().__init__()
+        if num_heads < 1:
+            raise ValueError(f"num_heads 는 1 이상이어야 합니다(받은 값: {num_heads}).")
         if d_out % num_heads != 0:
             raise ValueError(f"d_out({d_out})은 num_heads({num_heads})로 나누어떨어져야 합니다.")
         self.d_out = d_out
@@ -107,7 +111,7 @@ class MultiHeadAttention(nn.Module):
         self.register_buffer("mask", torch.triu(torch.ones(context_length, context_length), diagonal=1))
 
     def forward(self, x):
-        b, num_tokens, d_in = x.shape
+        b, num_tokens, _d_in = x.shape
         if num_tokens > self.mask.shape[0]:
             raise ValueError(f"입력 토큰 수 {num_tokens}가 context_length {self.mask.shape[0]}보다 깁니다.")
         # (b, 토큰, d_out) -> (b, 헤드, 토큰, head_dim)

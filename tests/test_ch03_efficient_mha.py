@@ -1,0 +1,133 @@
+"""3장 보너스: 멀티 헤드 어텐션 구현 여섯 가지가 같은 가중치에서 같은 (코잘) 출력을 내는지 확인한다."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+from llm_from_scratch.ch03 import MultiHeadAttention
+
+MODULE_PATH = (
+    Path(__file__).resolve().parents[1] / "ch03" / "02_bonus_efficient-multihead-attention" / "mha_variants.py"
+)
+
+
+def _load_variants_module():
+    # 폴더 이름에 '-' 가 있어 패키지로 import 할 수 없으므로 파일 경로로 불러온다
+    spec = importlib.util.spec_from_file_location("mha_variants", MODULE_PATH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+mv = _load_variants_module()
+
+D_MODEL, NUM_HEADS, CONTEXT_LENGTH = 48, 4, 16
+VARIANT_NAMES = [
+    "Ch03 wrapper + out_proj",
+    "Combined QKV",
+    "Einsum",
+    "F.scaled_dot_product_attention",
+    "nn.MultiheadAttention",
+]
+
+
+@pytest.fixture(params=[False, True], ids=["no_qkv_bias", "qkv_bias"])
+def variants(request):
+    modules = mv.build_variants(D_MODEL, D_MODEL, CONTEXT_LENGTH, NUM_HEADS, qkv_bias=request.param)
+    for module in modules.values():
+        module.eval()
+    return modules
+
+
+@pytest.fixture
+def x():
+    torch.manual_seed(0)
+    return torch.randn(3, 12, D_MODEL)
+
+
+def test_build_variants_returns_all_six_with_equal_parameter_counts(variants):
+    assert list(variants) == ["Ch03 wrapper + out_proj", "Ch03 MultiHeadAttention", *VARIANT_NAMES[1:]]
+    counts = {name: sum(p.numel() for p in m.parameters()) for name, m in variants.items()}
+    assert len(set(counts.values())) == 1, counts
+
+
+@pytest.mark.parametrize("name", VARIANT_NAMES)
+def test_variant_output_equals_multi_head_attention(variants, x, name):
+    reference = variants["Ch03 MultiHeadAttention"]
+    with torch.no_grad():
+        torch.testing.assert_close(variants[name](x), reference(x), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("name", VARIANT_NAMES)
+def test_variant_gradients_equal_multi_head_attention(variants, x, name):
+    # 역전파도 같은 함수를 미분하는지: 입력에 대한 기울기를 비교한다
+    grads = []
+    for module in (variants[name], variants["Ch03 MultiHeadAttention"]):
+        x_in = x.clone().requires_grad_(True)
+        module(x_in).pow(2).sum().backward()
+        grads.append(x_in.grad)
+    torch.testing.assert_close(grads[0], grads[1], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("name", ["Ch03 MultiHeadAttention", *VARIANT_NAMES])
+def test_variant_is_causal(variants, x, name):
+    module = variants[name]
+    changed = x.clone()
+    changed[:, 7:] = torch.randn(3, 5, D_MODEL)
+    with torch.no_grad():
+        out, out_changed = module(x), module(changed)
+    torch.testing.assert_close(out[:, :7], out_changed[:, :7], atol=1e-6, rtol=0)
+    assert not torch.allclose(out[:, 7:], out_changed[:, 7:])
+
+
+def test_weights_from_a_fresh_reference_change_every_variant_to_match_it(variants, x):
+    torch.manual_seed(999)
+    qkv_bias = variants["Ch03 MultiHeadAttention"].W_query.bias is not None
+    other = MultiHeadAttention(D_MODEL, D_MODEL, CONTEXT_LENGTH, 0.0, NUM_HEADS, qkv_bias=qkv_bias)
+    with torch.no_grad():
+        expected = other(x)
+        for name in VARIANT_NAMES:
+            assert not torch.allclose(variants[name](x), expected)
+            mv.copy_weights_from_mha(other, variants[name])
+            torch.testing.assert_close(variants[name](x), expected, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize(
+    "cls",
+    [
+        mv.MultiHeadAttentionWrapperWithProj,
+        mv.MultiHeadAttentionCombinedQKV,
+        mv.MHAEinsum,
+        mv.MHAPyTorchSDPA,
+        mv.MHAPyTorchClass,
+    ],
+)
+def test_variants_check_their_inputs(cls):
+    with pytest.raises(ValueError, match=r"d_out\(10\).*num_heads\(4\)"):
+        cls(10, 10, CONTEXT_LENGTH, 0.0, 4)
+    module = cls(8, 8, 4, 0.0, 2)
+    with pytest.raises(ValueError, match="context_length 4"):
+        module(torch.randn(1, 5, 8))
+
+
+def test_pytorch_class_needs_equal_input_and_output_sizes():
+    with pytest.raises(ValueError, match="d_in=8, d_out=12"):
+        mv.MHAPyTorchClass(8, 12, CONTEXT_LENGTH, 0.0, 4)
+
+
+def test_copy_weights_rejects_mismatched_shapes_and_bias_settings():
+    source = MultiHeadAttention(8, 8, 4, 0.0, 2)
+    with pytest.raises(ValueError, match="num_heads"):
+        mv.copy_weights_from_mha(source, mv.MHAEinsum(8, 8, 4, 0.0, 4))
+    with pytest.raises(ValueError, match="qkv_bias"):
+        mv.copy_weights_from_mha(source, mv.MultiHeadAttentionCombinedQKV(8, 8, 4, 0.0, 2, qkv_bias=True))
+    with pytest.raises(TypeError, match="MultiHeadAttention"):
+        mv.copy_weights_from_mha(mv.MHAEinsum(8, 8, 4, 0.0, 2), source)
+
+
+@pytest.mark.parametrize("backward", [False, True], ids=["forward", "forward_backward"])
+def test_benchmark_returns_positive_milliseconds(variants, x, backward):
+    assert mv.benchmark_ms(variants["Einsum"], x, backward=backward, repeats=2, warmup=0) > 0
+    with pytest.raises(ValueError, match="repeats"):
+        mv.benchmark_ms(variants["Einsum"], x, repeats=0)
