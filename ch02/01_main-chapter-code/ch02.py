@@ -13,9 +13,9 @@ from llm_from_scratch.download import download_data_file
 
 __all__ = [
     "SPLIT_PATTERN",
+    "GPTDatasetV1",
     "SimpleTokenizerV1",
     "SimpleTokenizerV2",
-    "GPTDatasetV1",
     "create_dataloader_v1",
     "load_the_verdict",
 ]
@@ -82,6 +82,8 @@ class GPTDatasetV1(Dataset):
 
 def create_dataloader_v1(txt, batch_size=4, max_length=256, stride=128, shuffle=True, drop_last=True, num_workers=0):
     """GPT-2 BPE 토크나이저로 ``GPTDatasetV1`` 을 만들고 DataLoader 로 감싼다."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size 는 1 이상이어야 합니다(받은 값: {batch_size}).")
     tokenizer = tiktoken.get_encoding("gpt2")
     dataset = GPTDatasetV1(txt, tokenizer, max_length, stride)
     if drop_last and len(dataset) < batch_size:
