@@ -1,0 +1,290 @@
+"""5장 보너스: 훈련 속도를 재는 공용 도구(세 스크립트가 함께 쓴다).
+
+데이터는 5장과 같이 "The Verdict" 의 앞 90%를 문맥 길이만큼 겹치지 않게 자른 배치이고, 한 스텝은 5장의
+훈련 루프와 같다: ``zero_grad`` -> ``calc_loss_batch`` -> ``backward`` -> ``step``.
+"""
+
+import argparse
+import contextlib
+import time
+
+import torch
+from fast_gpt import FastGPTModel
+
+from llm_from_scratch.ch02 import create_dataloader_v1, load_the_verdict
+from llm_from_scratch.ch04 import GPT_CONFIG_124M, GPTModel
+from llm_from_scratch.ch05 import calc_loss_batch
+
+__all__ = [
+    "BENCHMARK_SETTINGS",
+    "OPTIMIZATION_FLAGS",
+    "QUICK_SETTINGS",
+    "add_common_arguments",
+    "add_optimization_arguments",
+    "format_result",
+    "make_train_loader",
+    "matmul_params",
+    "measure_matmul_peak_flops",
+    "resolve_flags",
+    "run_settings",
+    "time_training",
+    "train_baseline",
+    "train_optimized",
+]
+
+# 책의 5장 설정: GPT-2 124M 구조, 문맥 256, 배치 2, 드롭아웃 0.1
+BENCHMARK_SETTINGS = {
+    "cfg": {**GPT_CONFIG_124M, "context_length": 256},
+    "batch_size": 2,
+    "warmup_steps": 1,
+    "timed_steps": 4,
+}
+
+# 테스트와 --quick 용: 모든 코드 경로를 몇 초 안에 지나가는 작은 모델
+QUICK_SETTINGS = {
+    "cfg": {**GPT_CONFIG_124M, "context_length": 32, "emb_dim": 64, "n_heads": 4, "n_layers": 2},
+    "batch_size": 2,
+    "warmup_steps": 1,
+    "timed_steps": 2,
+}
+
+
+# 책의 5장 옵티마이저 설정
+LEARNING_RATE = 0.0004
+WEIGHT_DECAY = 0.1
+
+# 최적화 스위치: 이름 -> (기본값, 설명). "auto" 는 장치를 보고 정한다(이유와 측정은 README).
+OPTIMIZATION_FLAGS = {
+    "sdpa": (True, "어텐션을 F.scaled_dot_product_attention 커널 하나로 계산한다"),
+    "fused_adamw": (True, "AdamW 의 파라미터 갱신을 fused 커널 하나로 한다"),
+    "native_layernorm": (True, "층 정규화를 F.layer_norm 커널로 계산한다"),
+    "native_gelu": (True, "GELU 를 F.gelu(approximate='tanh') 커널로 계산한다"),
+    "pad_vocab": (True, "어휘 크기를 64의 배수(50,257 -> 50,304)로 늘린다"),
+    "bf16": ("auto", "bfloat16 autocast 로 순전파를 계산한다(auto: bf16 을 지원하는 CUDA 에서만)"),
+    "compile": ("auto", "torch.compile 로 모델을 컴파일한다(auto: CUDA 에서만)"),
+    "pin_memory": ("auto", "배치를 pinned 메모리에 두고 non_blocking 으로 복사한다(auto: CUDA 에서만)"),
+}
+
+
+def add_common_arguments(parser):
+    """세 스크립트가 함께 쓰는 명령줄 인자(설정 크기, 장치, 데이터 폴더)."""
+    parser.add_argument(
+        "--quick", action="store_true", help="작은 모델로 몇 초 만에 모든 경로를 돈다(LLMFS_QUICK=1 과 같다)"
+    )
+    parser.add_argument("--device", default=None, help="cpu, cuda, mps (기본: 자동 선택, 환경 변수 LLMFS_DEVICE)")
+    parser.add_argument("--batch-size", type=int, default=None, help="배치 크기(기본 2)")
+    parser.add_argument("--context-length", type=int, default=None, help="문맥 길이(기본 256)")
+    parser.add_argument("--steps", type=int, default=None, help="시간을 재는 훈련 스텝 수(기본 4)")
+    parser.add_argument("--warmup-steps", type=int, default=None, help="재기 전에 버리는 스텝 수(기본 1)")
+    parser.add_argument("--data-dir", default=".", help="the-verdict.txt 를 받아 둘 폴더(기본: 현재 폴더)")
+
+
+def add_optimization_arguments(parser):
+    """최적화 스위치마다 ``--이름`` / ``--no-이름`` (auto 가 있는 것은 ``--이름 {auto,on,off}``)."""
+    for name, (default, help_text) in OPTIMIZATION_FLAGS.items():
+        option = "--" + name.replace("_", "-")
+        if default == "auto":
+            parser.add_argument(option, choices=("auto", "on", "off"), default="auto", help=help_text)
+        else:
+            parser.add_argument(option, action=argparse.BooleanOptionalAction, default=default, help=help_text)
+
+
+def resolve_flags(args_or_flags, device):
+    """명령줄 값(또는 딕셔너리)의 ``auto``/``on``/``off`` 를 이 장치에서 쓸 True/False 로 바꾼다."""
+    raw = args_or_flags if isinstance(args_or_flags, dict) else vars(args_or_flags)
+    flags = {}
+    for name, (default, _) in OPTIMIZATION_FLAGS.items():
+        value = raw.get(name, default)
+        if value == "auto":
+            value = device.type == "cuda" and (name != "bf16" or torch.cuda.is_bf16_supported())
+        elif value in ("on", "off"):
+            value = value == "on"
+        flags[name] = bool(value)
+    if flags["pin_memory"] and device.type != "cuda":
+        raise ValueError(
+            f"pin_memory 는 CUDA 에서만 의미가 있습니다(지금 장치: {device.type}). --pin-memory auto 나 off 를 쓰세요."
+        )
+    if flags["bf16"] and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ValueError("이 GPU 는 bfloat16 을 지원하지 않습니다. --bf16 auto 나 off 를 쓰세요.")
+    return flags
+
+
+def run_settings(quick, *, batch_size=None, context_length=None, timed_steps=None, warmup_steps=None):
+    """기본(또는 quick) 설정에 명령줄에서 바꾼 값을 덮어쓴 새 딕셔너리."""
+    settings = QUICK_SETTINGS if quick else BENCHMARK_SETTINGS
+    settings = {**settings, "cfg": dict(settings["cfg"])}
+    if context_length is not None:
+        settings["cfg"]["context_length"] = context_length
+    for key, value in (("batch_size", batch_size), ("timed_steps", timed_steps), ("warmup_steps", warmup_steps)):
+        if value is not None:
+            settings[key] = value
+    for key, minimum in (("batch_size", 1), ("timed_steps", 1), ("warmup_steps", 0)):
+        if settings[key] < minimum:
+            raise ValueError(f"{key} 는 {minimum} 이상이어야 합니다(받은 값: {settings[key]}).")
+    if settings["cfg"]["context_length"] < 1:
+        raise ValueError(f"context_length 는 1 이상이어야 합니다(받은 값: {settings['cfg']['context_length']}).")
+    return settings
+
+
+def make_train_loader(context_length, batch_size, data_dir=".", pin_memory=False):
+    """5장처럼 "The Verdict" 앞 90%로 훈련 로더를 만든다(보폭 = 문맥 길이, 마지막 모자란 배치는 버림)."""
+    text = load_the_verdict(data_dir)
+    train_text = text[: int(0.9 * len(text))]
+    loader = create_dataloader_v1(
+        train_text, batch_size=batch_size, max_length=context_length, stride=context_length, shuffle=True
+    )
+    if pin_memory:
+        # 고정(pinned) 메모리에 둔 배치만 GPU로 비동기 복사(non_blocking)할 수 있다
+        loader = torch.utils.data.DataLoader(
+            loader.dataset, batch_size=batch_size, shuffle=True, drop_last=True, pin_memory=True
+        )
+    return loader
+
+
+def _batches(loader):
+    # 훈련 데이터가 몇 배치뿐이라 정해진 스텝 수를 채울 때까지 로더를 되풀이한다
+    while True:
+        yield from loader
+
+
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_training(
+    model, optimizer, loader, device, *, warmup_steps, timed_steps, autocast_dtype=None, non_blocking=False
+):
+    """5장의 훈련 스텝을 ``warmup_steps`` 번 돌린 뒤 ``timed_steps`` 번을 재서 결과를 딕셔너리로 돌려준다.
+
+    Args:
+        autocast_dtype: 예컨대 ``torch.bfloat16`` 이면 순전파와 손실을 그 정밀도의 autocast 안에서 계산한다.
+        non_blocking: 배치를 장치로 비동기 복사한다(CUDA 에서 pinned 메모리와 함께 쓸 때만 효과가 있다).
+
+    Returns:
+        ``tokens_per_s`` (초당 훈련 토큰), ``seconds`` (잰 시간), ``warmup_seconds``, ``tokens``, ``last_loss``.
+    """
+    model.train()
+    autocast = (
+        torch.autocast(device_type=device.type, dtype=autocast_dtype)
+        if autocast_dtype is not None
+        else contextlib.nullcontext()
+    )
+    batches = _batches(loader)
+    tokens = 0
+    loss = None
+
+    def step():
+        input_batch, target_batch = next(batches)
+        input_batch = input_batch.to(device, non_blocking=non_blocking)
+        target_batch = target_batch.to(device, non_blocking=non_blocking)
+        optimizer.zero_grad(set_to_none=True)
+        with autocast:
+            step_loss = calc_loss_batch(input_batch, target_batch, model, device)
+        step_loss.backward()
+        optimizer.step()
+        return step_loss, input_batch.numel()
+
+    start = time.perf_counter()
+    for _ in range(warmup_steps):
+        step()
+    _sync(device)
+    warmup_seconds = time.perf_counter() - start
+
+    start = time.perf_counter()
+    for _ in range(timed_steps):
+        loss, n_tokens = step()
+        tokens += n_tokens
+    _sync(device)
+    seconds = time.perf_counter() - start
+    return {
+        "tokens_per_s": tokens / seconds,
+        "seconds": seconds,
+        "warmup_seconds": warmup_seconds,
+        "tokens": tokens,
+        "last_loss": loss.item(),
+    }
+
+
+def matmul_params(cfg):
+    """한 토큰을 처리할 때 행렬 곱에 쓰이는 파라미터 수(토큰·위치 임베딩 표는 조회일 뿐이라 뺀다).
+
+    훈련 FLOP 은 토큰당 약 6 x 이 값이다(순전파 2, 역전파 4). 어텐션 점수 계산(문맥 길이에 비례)은 넣지 않는다.
+    """
+    d, n_layers, vocab = cfg["emb_dim"], cfg["n_layers"], cfg["vocab_size"]
+    qkv_bias = 3 * d if cfg["qkv_bias"] else 0
+    attention = 3 * d * d + qkv_bias + d * d + d
+    feed_forward = d * 4 * d + 4 * d + 4 * d * d + d
+    norms = 2 * 2 * d
+    return n_layers * (attention + feed_forward + norms) + 2 * d + d * vocab
+
+
+def measure_matmul_peak_flops(device, dtype=torch.float32, size=2048, repeats=5):
+    """``size`` x ``size`` 행렬 곱을 여러 번 재서 가장 빠른 것의 FLOP/s 를 돌려준다(이 머신의 실측 최대치)."""
+    a = torch.randn(size, size, device=device, dtype=dtype)
+    b = torch.randn(size, size, device=device, dtype=dtype)
+    a @ b  # 첫 호출의 준비 비용은 빼고 잰다
+    _sync(device)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        _sync(device)
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best
+
+
+def train_baseline(settings, device, data_dir="."):
+    """기준선: 4장 ``GPTModel`` 과 5장의 AdamW(lr 0.0004, weight decay 0.1)를 그대로 잰다."""
+    torch.manual_seed(123)
+    model = GPTModel(settings["cfg"]).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE, weight_decay=WEIGHT_DECAY)
+    loader = make_train_loader(settings["cfg"]["context_length"], settings["batch_size"], data_dir)
+    return time_training(
+        model,
+        optimizer,
+        loader,
+        device,
+        warmup_steps=settings["warmup_steps"],
+        timed_steps=settings["timed_steps"],
+    )
+
+
+def train_optimized(settings, device, flags, data_dir="."):
+    """``flags`` (``resolve_flags`` 의 결과)에서 켠 최적화만 적용해 같은 훈련 스텝을 잰다."""
+    torch.manual_seed(123)
+    model = FastGPTModel(
+        settings["cfg"],
+        sdpa=flags["sdpa"],
+        native_layernorm=flags["native_layernorm"],
+        native_gelu=flags["native_gelu"],
+        vocab_multiple=64 if flags["pad_vocab"] else 1,
+    ).to(device)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=LEARNING_RATE, weight_decay=WEIGHT_DECAY, fused=flags["fused_adamw"]
+    )
+    loader = make_train_loader(
+        settings["cfg"]["context_length"], settings["batch_size"], data_dir, pin_memory=flags["pin_memory"]
+    )
+    # 컴파일은 첫 스텝(준비 스텝)에서 일어나므로 잰 시간에는 들어가지 않는다
+    train_model = torch.compile(model) if flags["compile"] else model
+    return time_training(
+        train_model,
+        optimizer,
+        loader,
+        device,
+        warmup_steps=settings["warmup_steps"],
+        timed_steps=settings["timed_steps"],
+        autocast_dtype=torch.bfloat16 if flags["bf16"] else None,
+        non_blocking=flags["pin_memory"],
+    )
+
+
+def format_result(label, result, settings):
+    """한 줄 요약: 초당 토큰, 잰 스텝 수, 배치 모양, 마지막 손실."""
+    cfg = settings["cfg"]
+    return (
+        f"{label}: 초당 훈련 토큰 {result['tokens_per_s']:,.0f} "
+        f"(스텝 {settings['timed_steps']}번 {result['seconds']:.1f}초, 준비 스텝 {result['warmup_seconds']:.1f}초, "
+        f"배치 {settings['batch_size']} x 문맥 {cfg['context_length']}, 마지막 손실 {result['last_loss']:.3f})"
+    )
