@@ -5,18 +5,18 @@
 """
 
 import torch
-import torch.nn as nn
+from torch import nn
 
 from llm_from_scratch.ch03 import MultiHeadAttention
 
 __all__ = [
-    "GPT_CONFIG_124M",
-    "GPT2_MODEL_CONFIGS",
-    "LayerNorm",
     "GELU",
+    "GPT2_MODEL_CONFIGS",
+    "GPT_CONFIG_124M",
     "FeedForward",
-    "TransformerBlock",
     "GPTModel",
+    "LayerNorm",
+    "TransformerBlock",
     "generate_text_simple",
 ]
 
@@ -122,7 +122,7 @@ class GPTModel(nn.Module):
         self.out_head = nn.Linear(cfg["emb_dim"], cfg["vocab_size"], bias=False)
 
     def forward(self, in_idx):
-        batch_size, seq_len = in_idx.shape
+        seq_len = in_idx.shape[1]
         context_length = self.pos_emb.num_embeddings
         if seq_len > context_length:
             raise ValueError(
