@@ -4,3 +4,4 @@
 """
 
 from .ch05 import *
+from .gpt_download import *

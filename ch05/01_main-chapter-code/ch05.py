@@ -11,15 +11,17 @@ from matplotlib.ticker import MaxNLocator
 from llm_from_scratch.ch04 import generate_text_simple
 
 __all__ = [
-    "text_to_token_ids",
-    "token_ids_to_text",
     "calc_loss_batch",
     "calc_loss_loader",
     "evaluate_model",
-    "generate_and_print_sample",
-    "train_model_simple",
-    "plot_losses",
     "generate",
+    "generate_and_print_sample",
+    "plot_losses",
+    "sample_token_counts",
+    "softmax_with_temperature",
+    "text_to_token_ids",
+    "token_ids_to_text",
+    "train_model_simple",
 ]
 
 
@@ -101,7 +103,9 @@ def train_model_simple(
                 train_losses.append(train_loss)
                 val_losses.append(val_loss)
                 track_tokens_seen.append(tokens_seen)
-                print(f"에포크 {epoch + 1} (스텝 {global_step:06d}): 훈련 손실 {train_loss:.3f}, 검증 손실 {val_loss:.3f}")
+                print(
+                    f"에포크 {epoch + 1} (스텝 {global_step:06d}): 훈련 손실 {train_loss:.3f}, 검증 손실 {val_loss:.3f}"
+                )
 
         generate_and_print_sample(model, tokenizer, device, start_context)
 
@@ -126,6 +130,24 @@ def plot_losses(epochs_seen, tokens_seen, train_losses, val_losses, save_path=No
     return fig
 
 
+def softmax_with_temperature(logits, temperature):
+    """로짓을 ``temperature`` 로 나눈 뒤 소프트맥스한다(1보다 크면 고르게, 작으면 뾰족해진다)."""
+    if temperature <= 0:
+        raise ValueError(f"temperature 는 0 보다 커야 합니다(받은 값: {temperature}).")
+    return torch.softmax(logits / temperature, dim=-1)
+
+
+def sample_token_counts(probas, num_samples=1_000, seed=123):
+    """확률 분포 ``probas`` 에서 토큰을 하나씩 ``num_samples`` 번 뽑아 토큰별 횟수를 돌려준다.
+
+    책처럼 ``torch.multinomial`` 을 한 번에 하나씩 부르므로, 같은 시드면 책과 같은 횟수가 나온다.
+    """
+    if seed is not None:
+        torch.manual_seed(seed)
+    samples = [torch.multinomial(probas, num_samples=1).item() for _ in range(num_samples)]
+    return torch.bincount(torch.tensor(samples), minlength=probas.shape[-1])
+
+
 def generate(model, idx, max_new_tokens, context_size, temperature=0.0, top_k=None, eos_id=None):
     """온도 스케일링과 top-k 샘플링을 지원하는 생성 함수.
 
@@ -138,7 +160,7 @@ def generate(model, idx, max_new_tokens, context_size, temperature=0.0, top_k=No
         raise ValueError(f"max_new_tokens 는 0 이상이어야 합니다(받은 값: {max_new_tokens}).")
     if temperature < 0:
         raise ValueError(f"temperature 는 0 이상이어야 합니다(받은 값: {temperature}).")
-    vocab_size = model.out_head.out_features
+    vocab_size = model.tok_emb.num_embeddings  # out_head 가 LoRA 층으로 바뀌어 있어도 쓸 수 있다
     if top_k is not None and not 1 <= top_k <= vocab_size:
         raise ValueError(f"top_k 는 1 이상 어휘 크기({vocab_size}) 이하여야 합니다(받은 값: {top_k}).")
 
