@@ -1,0 +1,308 @@
+"""6장: 스팸 데이터 준비, SpamDataset·로더, 분류 손실·정확도, 훈련, classify_review, 스크립트."""
+
+import importlib.util
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import tiktoken
+import torch
+
+from llm_from_scratch import ch05, ch06
+from llm_from_scratch.ch04 import GPTModel
+from llm_from_scratch.ch06 import (
+    SpamDataset,
+    add_classification_head,
+    calc_accuracy_loader,
+    calc_loss_batch,
+    classify_review,
+    create_spam_dataloaders,
+    load_pretrained_gpt2,
+    prepare_spam_data,
+    read_spam_collection,
+    safe_extract_zip,
+    train_classifier_simple,
+)
+
+CHAPTER_DIR = Path(__file__).resolve().parents[1] / "ch06" / "01_main-chapter-code"
+SCRIPT = CHAPTER_DIR / "gpt_class_finetune.py"
+
+TINY_CFG = {
+    "vocab_size": 50257,
+    "context_length": 32,
+    "emb_dim": 32,
+    "n_heads": 2,
+    "n_layers": 1,
+    "drop_rate": 0.0,
+    "qkv_bias": True,
+}
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return tiktoken.get_encoding("gpt2")
+
+
+@pytest.fixture(scope="module")
+def spam_folder(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("spam")
+    prepare_spam_data(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def synthetic_models_dir(tmp_path_factory):
+    models_dir = tmp_path_factory.mktemp("models")
+    ch05.write_synthetic_gpt2_checkpoint(models_dir, "124M")
+    return models_dir
+
+
+def tiny_classifier(seed=123):
+    torch.manual_seed(seed)
+    model = GPTModel(TINY_CFG)
+    return add_classification_head(model, trainable_layers="all", seed=seed)
+
+
+def write_csv(path, texts, labels):
+    pd.DataFrame({"Label": labels, "Text": texts}).to_csv(path, index=None)
+    return path
+
+
+# --- 6.2 데이터 준비 -------------------------------------------------------
+
+
+def test_raw_counts_read_the_books_way(spam_folder):
+    df = read_spam_collection(spam_folder / "sms_spam_collection" / "SMSSpamCollection.tsv")
+    assert df["Label"].value_counts().to_dict() == {"ham": 4825, "spam": 747}
+
+
+def test_balanced_split_sizes_and_label_mapping(spam_folder):
+    parts = [pd.read_csv(spam_folder / name) for name in ("train.csv", "validation.csv", "test.csv")]
+    assert [len(part) for part in parts] == [1045, 149, 300]
+    all_labels = pd.concat(parts)["Label"]
+    assert all_labels.value_counts().to_dict() == {0: 747, 1: 747}
+    assert list(parts[0].columns) == ["Label", "Text"]
+
+
+def test_split_is_reproducible(spam_folder, tmp_path):
+    prepare_spam_data(tmp_path)
+    for name in ("train.csv", "validation.csv", "test.csv"):
+        assert (tmp_path / name).read_bytes() == (spam_folder / name).read_bytes()
+
+
+@pytest.mark.parametrize("bad_member", ["../escape.txt", "inner/../../escape.txt", "/tmp/absolute-escape.txt"])
+def test_zip_members_outside_target_are_rejected(tmp_path, bad_member):
+    archive = tmp_path / "bad.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("ok.txt", "fine")
+        zf.writestr(bad_member, "evil")
+    target = tmp_path / "out"
+    with pytest.raises(ValueError, match="대상 폴더 밖"):
+        safe_extract_zip(archive, target)
+    assert not target.exists()  # 하나도 풀지 않았다
+    assert not (tmp_path / "escape.txt").exists()
+
+
+def test_safe_extract_extracts_normal_archive(tmp_path):
+    archive = tmp_path / "good.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("sub/a.txt", "hello")
+    safe_extract_zip(archive, tmp_path / "out")
+    assert (tmp_path / "out" / "sub" / "a.txt").read_text() == "hello"
+
+
+# --- 6.3 데이터셋과 로더 ----------------------------------------------------
+
+
+def test_loaders_match_book_figures(spam_folder, tokenizer):
+    train_loader, val_loader, test_loader = create_spam_dataloaders(spam_folder, tokenizer)
+    assert train_loader.dataset.max_length == 120
+    assert val_loader.dataset.max_length == test_loader.dataset.max_length == 120
+    assert (len(train_loader), len(val_loader), len(test_loader)) == (130, 19, 38)
+    inputs, targets = next(iter(train_loader))
+    assert inputs.shape == (8, 120) and targets.shape == (8,)
+    assert inputs.dtype == targets.dtype == torch.long
+
+
+def test_pad_to_model_context(spam_folder, tokenizer):
+    train_loader, _, test_loader = create_spam_dataloaders(spam_folder, tokenizer, max_length=1024)
+    assert train_loader.dataset.max_length == test_loader.dataset.max_length == 1024
+    inputs, _ = next(iter(test_loader))
+    assert inputs.shape == (8, 1024)
+    assert (inputs[:, -1] == 50256).all()  # 모든 SMS 는 1024 토큰보다 짧으므로 끝은 패딩이다
+
+
+def test_context_length_caps_longest_text(spam_folder, tokenizer):
+    train_loader, val_loader, _ = create_spam_dataloaders(spam_folder, tokenizer, context_length=64)
+    assert train_loader.dataset.max_length == val_loader.dataset.max_length == 64
+
+
+def test_missing_column_gives_clear_error(tmp_path, tokenizer):
+    path = tmp_path / "broken.csv"
+    pd.DataFrame({"Text": ["hello"]}).to_csv(path, index=None)
+    with pytest.raises(ValueError, match="broken.csv 에 Label 열이 없습니다"):
+        SpamDataset(path, tokenizer)
+
+
+def test_text_labels_give_clear_error(tmp_path, tokenizer):
+    path = write_csv(tmp_path / "raw.csv", ["hello", "win"], ["ham", "spam"])
+    with pytest.raises(ValueError, match="Label 열은 정수"):
+        SpamDataset(path, tokenizer)
+
+
+def test_empty_and_too_long_texts_are_padded_or_truncated(tmp_path, tokenizer):
+    path = write_csv(tmp_path / "edge.csv", ["", "hello " * 100, "hi"], [0, 1, 0])
+    dataset = SpamDataset(path, tokenizer, max_length=16)
+    assert len(dataset) == 3
+    for i in range(3):
+        inputs, _ = dataset[i]
+        assert inputs.shape == (16,)
+    assert (dataset[0][0] == 50256).all()  # 빈 텍스트는 전부 패딩
+    assert (dataset[1][0] != 50256).all()  # 긴 텍스트는 잘렸다
+    assert SpamDataset(path, tokenizer).max_length == len(tokenizer.encode("hello " * 100))
+
+
+def test_all_empty_texts_still_give_length_one(tmp_path, tokenizer):
+    path = write_csv(tmp_path / "empty.csv", ["", ""], [0, 1])
+    assert SpamDataset(path, tokenizer).max_length == 1
+
+
+# --- 6.6 손실과 정확도 -----------------------------------------------------
+
+
+def test_package_calc_loss_batch_is_the_classification_loss():
+    # 5장과 이름이 같지만, ch06 의 것은 마지막 토큰의 로짓과 클래스 레이블의 손실이다
+    assert ch06.calc_loss_batch is not ch05.calc_loss_batch
+    model = tiny_classifier()
+    inputs = torch.randint(0, 50257, (4, 10))
+    targets = torch.tensor([0, 1, 1, 0])
+    with torch.no_grad():
+        loss = calc_loss_batch(inputs, targets, model, "cpu")
+        expected = torch.nn.functional.cross_entropy(model(inputs)[:, -1, :], targets)
+        first = calc_loss_batch(inputs, targets, model, "cpu", token_idx=0)
+        expected_first = torch.nn.functional.cross_entropy(model(inputs)[:, 0, :], targets)
+    assert torch.equal(loss, expected)
+    assert torch.equal(first, expected_first)
+
+
+def test_classification_head_freezes_as_in_the_book():
+    torch.manual_seed(123)
+    model = add_classification_head(GPTModel(TINY_CFG))
+    assert model.out_head.out_features == 2
+    trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+    assert trainable
+    assert all(name.startswith(("trf_blocks.0.", "final_norm.", "out_head.")) for name in trainable)
+    assert not model.tok_emb.weight.requires_grad
+    with pytest.raises(ValueError, match="trainable_layers"):
+        add_classification_head(model, trainable_layers="some")
+
+
+def test_finetuning_raises_accuracy_on_toy_set(synthetic_models_dir, tmp_path, tokenizer):
+    ham = ["see you at lunch", "ok thanks mate", "call me later love", "are you home yet"]
+    spam = ["WIN FREE CASH NOW", "claim your PRIZE txt WIN", "FREE entry WIN cash", "URGENT you WIN a prize"]
+    path = write_csv(tmp_path / "toy.csv", ham + spam, [0] * 4 + [1] * 4)
+    dataset = SpamDataset(path, tokenizer)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=8, shuffle=False)
+
+    model, cfg = load_pretrained_gpt2(synthetic_models_dir, "124M")
+    assert cfg["qkv_bias"] is True
+    add_classification_head(model, trainable_layers="all")
+    before = calc_accuracy_loader(loader, model, "cpu")
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.1)
+    train_classifier_simple(model, loader, loader, optimizer, "cpu", num_epochs=25, eval_freq=50, eval_iter=1)
+    after = calc_accuracy_loader(loader, model, "cpu")
+    assert after > before
+    assert after == 1.0
+
+
+def test_max_steps_stops_training(tmp_path, tokenizer):
+    path = write_csv(tmp_path / "toy.csv", ["a", "b", "c", "d"], [0, 1, 0, 1])
+    loader = torch.utils.data.DataLoader(SpamDataset(path, tokenizer), batch_size=1)
+    model = tiny_classifier()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    *_, examples_seen = train_classifier_simple(model, loader, loader, optimizer, "cpu", 3, 1, 1, max_steps=3)
+    assert examples_seen == 3
+    with pytest.raises(ValueError, match="max_steps"):
+        train_classifier_simple(model, loader, loader, optimizer, "cpu", 1, 1, 1, max_steps=0)
+
+
+# --- 6.8 분류기로 쓰기 -----------------------------------------------------
+
+
+@pytest.mark.parametrize("text", ["", "free " * 500, "Hey, are we still on for dinner?"])
+@pytest.mark.parametrize("max_length", [None, 16, 5000])
+def test_classify_review_handles_empty_and_long_texts(tokenizer, text, max_length):
+    model = tiny_classifier()
+    assert classify_review(text, model, tokenizer, "cpu", max_length=max_length) in ("spam", "not spam")
+
+
+def test_classify_review_pads_like_training(tokenizer):
+    # 패딩 길이를 맞추면 classify_review 의 예측이 데이터셋 경로의 예측과 같다
+    model = tiny_classifier(seed=7)
+    text = "You are a winner you have been specially selected to receive $1000 cash"
+    ids = tokenizer.encode(text)
+    padded = torch.tensor([ids + [50256] * (20 - len(ids))])
+    with torch.no_grad():
+        label = torch.argmax(model(padded)[:, -1, :], dim=-1).item()
+    assert classify_review(text, model, tokenizer, "cpu", max_length=20) == ("spam" if label == 1 else "not spam")
+
+
+# --- 스크립트 ---------------------------------------------------------------
+
+
+def test_script_help():
+    result = subprocess.run([sys.executable, str(SCRIPT), "--help"], capture_output=True, text=True, check=True)
+    for option in ("--device", "--quick", "--max-steps", "--context-length", "--trainable-layers", "--use-token"):
+        assert option in result.stdout
+
+
+def test_script_runs_in_quick_mode(tmp_path):
+    env = {**os.environ, "LLMFS_QUICK": "1"}
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), "--output-dir", str(tmp_path), "--device", "cpu"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "130 / 19 / 38" in result.stdout
+    assert "테스트 정확도:" in result.stdout
+    for name in ("review_classifier.pth", "loss-plot.pdf", "accuracy-plot.pdf", "train.csv"):
+        assert (tmp_path / name).is_file(), name
+    state_dict = torch.load(tmp_path / "review_classifier.pth", map_location="cpu")
+    assert state_dict["out_head.weight"].shape[0] == 2
+
+
+@pytest.fixture(scope="module")
+def script():
+    spec = importlib.util.spec_from_file_location("gpt_class_finetune", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_script_exercise_options(script, tmp_path, synthetic_models_dir, capsys):
+    # 연습문제 6.1–6.3 옵션을 한꺼번에: 모델 문맥 길이까지 패딩, 모든 층 훈련, 첫 번째 토큰
+    options = ["--context-length", "model", "--trainable-layers", "all", "--use-token", "first"]
+    common = ["--quick", "--output-dir", str(tmp_path), "--models-dir", str(synthetic_models_dir), "--device", "cpu"]
+    accuracies = script.main(common + options)
+    output = capsys.readouterr().out
+    assert "입력 길이: 256 토큰" in output  # 합성 체크포인트의 문맥 길이까지 채웠다
+    assert "훈련할 파라미터: 3,333,058개" in output  # 모든 층(합성 모델 전체 + 2 클래스 헤드)
+    assert set(accuracies) == {"train", "validation", "test"}
+    assert all(0.0 <= value <= 1.0 for value in accuracies.values())
+
+
+@pytest.mark.parametrize("argv", [["--use-token", "middle"], ["--batch-size", "0"], ["--max-steps", "-1"]])
+def test_script_rejects_bad_options(script, argv, capsys):
+    with pytest.raises(SystemExit) as excinfo:
+        script.parse_args(argv)
+    assert excinfo.value.code != 0
+    assert argv[1] in capsys.readouterr().err
