@@ -2,6 +2,8 @@
 
 import pytest
 import torch
+from torch import nn
+
 from llm_from_scratch.ch03 import (
     CausalAttention,
     MultiHeadAttention,
@@ -9,7 +11,6 @@ from llm_from_scratch.ch03 import (
     SelfAttention_v1,
     SelfAttention_v2,
 )
-from torch import nn
 
 ATOL = 1e-4  # 책은 소수 넷째 자리까지 보여 준다
 

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from llm_from_scratch.ch03 import MultiHeadAttention
 
 MODULE_PATH = (

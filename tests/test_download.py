@@ -15,6 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+
 from llm_from_scratch.download import (
     DATA_FILES,
     DownloadError,

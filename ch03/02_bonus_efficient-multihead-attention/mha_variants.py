@@ -10,9 +10,10 @@ import statistics
 import time
 
 import torch
-from llm_from_scratch.ch03 import MultiHeadAttention, MultiHeadAttentionWrapper
 from torch import nn
 from torch.nn.functional import scaled_dot_product_attention
+
+from llm_from_scratch.ch03 import MultiHeadAttention, MultiHeadAttentionWrapper
 
 __all__ = [
     "MHAEinsum",
