@@ -4,6 +4,8 @@
 멀티 헤드 어텐션은 3장에서 가져온다.
 """
 
+import math
+
 import torch
 from torch import nn
 
@@ -54,11 +56,15 @@ class LayerNorm(nn.Module):
         return self.scale * (x - mean) / torch.sqrt(var + self.eps) + self.shift
 
 
+# GELU 근사식의 상수: 호출할 때마다 텐서를 새로 만들지 않도록 한 번만 계산해 둔다
+SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+
+
 class GELU(nn.Module):
     """GPT-2 가 쓴 tanh 근사 GELU 활성화 함수."""
 
     def forward(self, x):
-        return 0.5 * x * (1 + torch.tanh(torch.sqrt(torch.tensor(2.0 / torch.pi)) * (x + 0.044715 * x**3)))
+        return 0.5 * x * (1 + torch.tanh(SQRT_2_OVER_PI * (x + 0.044715 * x**3)))
 
 
 class FeedForward(nn.Module):

@@ -12,6 +12,7 @@
 """
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from llm_from_scratch.ch03 import MultiHeadAttention
@@ -83,12 +84,14 @@ class MultiHeadAttentionWithKVCache(MultiHeadAttention):
             values = torch.cat([self.cache_v, values], dim=2)
         self.cache_k, self.cache_v = keys, values
 
-        # 새 토큰은 위치 num_cached 부터 시작한다: 마스크에서 그 행들만 잘라 쓴다
-        attn_scores = queries @ keys.transpose(2, 3)
-        attn_scores.masked_fill_(self.mask[num_cached:total, :total].bool(), -torch.inf)
-        attn_weights = torch.softmax(attn_scores / self.head_dim**0.5, dim=-1)
-        attn_weights = self.dropout(attn_weights)
-        context_vec = (attn_weights @ values).transpose(1, 2).contiguous().view(b, num_tokens, self.d_out)
+        # 새 토큰은 위치 num_cached 부터 시작한다. 토큰 하나를 붙일 때는 그 토큰이 앞의 모든 토큰을 봐도 되므로
+        # 마스크가 필요 없다. 여러 개일 때만 마스크에서 그 행들을 잘라 쓴다(True = 볼 수 있음).
+        # 점수, 소프트맥스, 가중합은 3장과 같은 계산을 커널 하나(scaled_dot_product_attention)로 한다:
+        # 한 토큰씩 생성할 때는 연산 하나하나의 고정 비용이 눈에 띄기 때문이다.
+        visible = None if num_tokens == 1 else ~self.mask[num_cached:total, :total].bool()
+        dropout_p = self.dropout.p if self.training else 0.0
+        context_vec = F.scaled_dot_product_attention(queries, keys, values, attn_mask=visible, dropout_p=dropout_p)
+        context_vec = context_vec.transpose(1, 2).contiguous().view(b, num_tokens, self.d_out)
         return self.out_proj(context_vec)
 
 
