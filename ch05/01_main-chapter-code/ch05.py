@@ -17,6 +17,7 @@ __all__ = [
     "generate",
     "generate_and_print_sample",
     "plot_losses",
+    "plot_train_val",
     "sample_token_counts",
     "softmax_with_temperature",
     "text_to_token_ids",
@@ -112,22 +113,32 @@ def train_model_simple(
     return train_losses, val_losses, track_tokens_seen
 
 
-def plot_losses(epochs_seen, tokens_seen, train_losses, val_losses, save_path=None):
-    """훈련·검증 손실을 에포크 축(아래)과 본 토큰 수 축(위)에 함께 그린다."""
+def plot_train_val(epochs_seen, seen, train_values, val_values, label="loss", seen_label="Tokens seen",
+                   legend_loc="best", save_path=None):
+    """훈련·검증 값(손실, 정확도 등)을 에포크 축(아래)과 본 토큰·샘플 수 축(위)에 함께 그린다.
+
+    5장의 ``plot_losses`` 와 6장의 ``plot_values`` 가 이 함수 하나를 쓴다.
+    """
     fig, ax1 = plt.subplots(figsize=(5, 3))
-    ax1.plot(epochs_seen, train_losses, label="Training loss")
-    ax1.plot(epochs_seen, val_losses, linestyle="-.", label="Validation loss")
+    ax1.plot(epochs_seen, train_values, label=f"Training {label}")
+    ax1.plot(epochs_seen, val_values, linestyle="-.", label=f"Validation {label}")
     ax1.set_xlabel("Epochs")
-    ax1.set_ylabel("Loss")
-    ax1.legend(loc="upper right")
+    ax1.set_ylabel(label.capitalize())
+    ax1.legend(loc=legend_loc)
     ax1.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax2 = ax1.twiny()
-    ax2.plot(tokens_seen, train_losses, alpha=0)  # 눈금만 맞추려는 보이지 않는 선
-    ax2.set_xlabel("Tokens seen")
+    ax2.plot(seen, train_values, alpha=0)  # 눈금만 맞추려는 보이지 않는 선
+    ax2.set_xlabel(seen_label)
     fig.tight_layout()
     if save_path is not None:
         fig.savefig(save_path)
     return fig
+
+
+def plot_losses(epochs_seen, tokens_seen, train_losses, val_losses, save_path=None):
+    """훈련·검증 손실을 에포크 축(아래)과 본 토큰 수 축(위)에 함께 그린다."""
+    return plot_train_val(epochs_seen, tokens_seen, train_losses, val_losses, legend_loc="upper right",
+                          save_path=save_path)
 
 
 def softmax_with_temperature(logits, temperature):

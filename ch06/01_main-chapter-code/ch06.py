@@ -12,14 +12,17 @@ SMS 스팸 데이터 준비(내려받기·안전한 압축 풀기·균형 맞추
 import zipfile
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import pandas as pd
 import torch
-from matplotlib.ticker import MaxNLocator
 from torch.utils.data import DataLoader, Dataset
 
 from llm_from_scratch.ch04 import GPTModel
-from llm_from_scratch.ch05 import download_and_load_gpt2, gpt2_config_from_hparams, load_weights_into_gpt
+from llm_from_scratch.ch05 import (
+    download_and_load_gpt2,
+    gpt2_config_from_hparams,
+    load_weights_into_gpt,
+    plot_train_val,
+)
 from llm_from_scratch.download import download_data_file
 
 __all__ = [
@@ -384,21 +387,11 @@ def train_classifier_simple(
 
 
 def plot_values(epochs_seen, examples_seen, train_values, val_values, label="loss", save_path=None):
-    """훈련·검증 값(손실 또는 정확도)을 에포크 축(아래)과 본 샘플 수 축(위)에 함께 그린다."""
-    fig, ax1 = plt.subplots(figsize=(5, 3))
-    ax1.plot(epochs_seen, train_values, label=f"Training {label}")
-    ax1.plot(epochs_seen, val_values, linestyle="-.", label=f"Validation {label}")
-    ax1.set_xlabel("Epochs")
-    ax1.set_ylabel(label.capitalize())
-    ax1.legend()
-    ax1.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax2 = ax1.twiny()
-    ax2.plot(examples_seen, train_values, alpha=0)  # 눈금만 맞추려는 보이지 않는 선
-    ax2.set_xlabel("Examples seen")
-    fig.tight_layout()
-    if save_path is not None:
-        fig.savefig(save_path)
-    return fig
+    """훈련·검증 값(손실 또는 정확도)을 에포크 축(아래)과 본 샘플 수 축(위)에 함께 그린다(5장 그래프 함수를 쓴다)."""
+    return plot_train_val(
+        epochs_seen, examples_seen, train_values, val_values, label=label, seen_label="Examples seen",
+        save_path=save_path,
+    )
 
 
 # ---------------------------------------------------------------------------
