@@ -44,8 +44,11 @@ def calc_loss_batch(input_batch, target_batch, model, device):
     return torch.nn.functional.cross_entropy(logits.flatten(0, 1), target_batch.flatten())
 
 
-def calc_loss_loader(data_loader, model, device, num_batches=None):
-    """데이터 로더의 처음 ``num_batches`` 개 배치(기본: 전부)의 평균 손실. 배치가 없으면 nan."""
+def calc_loss_loader(data_loader, model, device, num_batches=None, batch_loss=calc_loss_batch):
+    """데이터 로더의 처음 ``num_batches`` 개 배치(기본: 전부)의 평균 손실. 배치가 없으면 nan.
+
+    ``batch_loss`` 는 배치 하나의 손실을 계산하는 함수다(6장은 분류 손실을 넘긴다).
+    """
     if len(data_loader) == 0:
         return float("nan")
     num_batches = len(data_loader) if num_batches is None else min(num_batches, len(data_loader))
@@ -53,16 +56,16 @@ def calc_loss_loader(data_loader, model, device, num_batches=None):
     for i, (input_batch, target_batch) in enumerate(data_loader):
         if i >= num_batches:
             break
-        total_loss += calc_loss_batch(input_batch, target_batch, model, device).item()
+        total_loss += batch_loss(input_batch, target_batch, model, device).item()
     return total_loss / num_batches
 
 
-def evaluate_model(model, train_loader, val_loader, device, eval_iter):
-    """평가 모드에서 훈련·검증 손실을 ``eval_iter`` 개 배치로 추정한다."""
+def evaluate_model(model, train_loader, val_loader, device, eval_iter, batch_loss=calc_loss_batch):
+    """평가 모드에서 훈련·검증 손실을 ``eval_iter`` 개 배치로 추정한다(``batch_loss`` 는 calc_loss_loader 와 같다)."""
     model.eval()
     with torch.no_grad():
-        train_loss = calc_loss_loader(train_loader, model, device, num_batches=eval_iter)
-        val_loss = calc_loss_loader(val_loader, model, device, num_batches=eval_iter)
+        train_loss = calc_loss_loader(train_loader, model, device, num_batches=eval_iter, batch_loss=batch_loss)
+        val_loss = calc_loss_loader(val_loader, model, device, num_batches=eval_iter, batch_loss=batch_loss)
     model.train()
     return train_loss, val_loss
 

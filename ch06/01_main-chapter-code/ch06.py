@@ -9,6 +9,7 @@ SMS 스팸 데이터 준비(내려받기·안전한 압축 풀기·균형 맞추
 그래서 ``from llm_from_scratch.ch06 import calc_loss_batch`` 는 분류용 함수를 준다.
 """
 
+import functools
 import zipfile
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from llm_from_scratch import ch05
 from llm_from_scratch.ch04 import GPTModel
 from llm_from_scratch.ch05 import (
     download_and_load_gpt2,
@@ -307,26 +309,18 @@ def calc_loss_batch(input_batch, target_batch, model, device, token_idx=-1):
 
 
 def calc_loss_loader(data_loader, model, device, num_batches=None, token_idx=-1):
-    """처음 ``num_batches`` 개 배치(기본: 전부)의 평균 분류 손실. 배치가 없으면 nan (5장과 같은 구조)."""
-    if len(data_loader) == 0:
-        return float("nan")
-    num_batches = len(data_loader) if num_batches is None else min(num_batches, len(data_loader))
-    total_loss = 0.0
-    for i, (input_batch, target_batch) in enumerate(data_loader):
-        if i >= num_batches:
-            break
-        total_loss += calc_loss_batch(input_batch, target_batch, model, device, token_idx).item()
-    return total_loss / num_batches
+    """처음 ``num_batches`` 개 배치(기본: 전부)의 평균 분류 손실. 배치가 없으면 nan.
+
+    반복 구조는 5장의 ``calc_loss_loader`` 를 그대로 쓰고, 배치 손실만 위의 분류 손실로 바꾼다.
+    """
+    batch_loss = functools.partial(calc_loss_batch, token_idx=token_idx)
+    return ch05.calc_loss_loader(data_loader, model, device, num_batches, batch_loss=batch_loss)
 
 
 def evaluate_model(model, train_loader, val_loader, device, eval_iter, token_idx=-1):
-    """5장의 ``evaluate_model`` 과 같은 흐름으로, 분류 손실을 ``eval_iter`` 개 배치로 추정한다."""
-    model.eval()
-    with torch.no_grad():
-        train_loss = calc_loss_loader(train_loader, model, device, num_batches=eval_iter, token_idx=token_idx)
-        val_loss = calc_loss_loader(val_loader, model, device, num_batches=eval_iter, token_idx=token_idx)
-    model.train()
-    return train_loss, val_loss
+    """5장의 ``evaluate_model`` 에 분류 손실을 넘겨 훈련·검증 손실을 ``eval_iter`` 개 배치로 추정한다."""
+    batch_loss = functools.partial(calc_loss_batch, token_idx=token_idx)
+    return ch05.evaluate_model(model, train_loader, val_loader, device, eval_iter, batch_loss=batch_loss)
 
 
 # ---------------------------------------------------------------------------
