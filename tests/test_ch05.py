@@ -344,6 +344,9 @@ def test_low_temperature_sampling_concentrates_on_top_token():
     assert cold.sum() == normal.sum() == hot.sum() == 1000
     assert cold.argmax() == normal.argmax() == 3
     assert cold[3] > 950 > normal[3] > hot[3]
+    # 책이 출력하는 횟수(시드 123): T=1 에서 "forward" 582번, T=0.1 에서 985번
+    assert normal[3] == 582
+    assert cold[3] == 985
     assert (hot > 0).sum() > (cold > 0).sum()
     with pytest.raises(ValueError, match="temperature"):
         softmax_with_temperature(logits, 0)
