@@ -6,6 +6,8 @@
   그래서 끊긴 다운로드나 크기가 틀린 파일이 완성된 파일처럼 남는 일은 없다.
   ``.part`` 는 다음 실행에서 HTTP Range 요청으로 이어 받는 데만 쓰고, 그대로 믿지는 않는다.
 - 환경 변수 ``LLMFS_DATA_MIRROR`` 가 폴더를 가리키면 인터넷 대신 그 폴더에서 파일 이름으로 찾아 복사한다.
+- 그다음에는 저장소가 함께 싣고 다니는 사본(``data/`` 폴더, ``REPO_DATA_DIR``)에서 찾는다.
+  그래서 인터넷이 없는 새 클론에서도 책의 작은 데이터 파일과 GPT-2 토크나이저 파일을 쓸 수 있다.
 - 환경 변수 ``LLMFS_OFFLINE=1`` 이면 네트워크에 절대 나가지 않는다(테스트가 이것으로 인터넷 접근을 막는다).
 """
 
@@ -13,6 +15,7 @@ import hashlib
 import http.client
 import os
 import shutil
+import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -23,13 +26,20 @@ from tqdm import tqdm
 __all__ = [
     "DATA_FILES",
     "DownloadError",
+    "REPO_DATA_DIR",
     "download_data_file",
     "download_file",
+    "ensure_tiktoken_cache",
     "file_sha256",
     "is_offline",
+    "local_data_dirs",
     "mirror_dir",
     "prepare_tiktoken_cache",
+    "tiktoken_cache_dir",
 ]
+
+# 저장소에 함께 든 데이터 파일 사본(출처·라이선스는 data/README.md). 편집 가능 모드로 설치했을 때 여기 있다.
+REPO_DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 
 CHUNK_SIZE = 1 << 16
 TIMEOUT_SECONDS = 60
@@ -59,10 +69,18 @@ DATA_FILES = {
     },
 }
 
-# tiktoken 이 gpt2 인코딩을 캐시하는 파일 이름(내려받는 URL의 sha1)
+# tiktoken 이 gpt2 인코딩을 캐시하는 파일 이름(내려받는 URL의 sha1)과 내용의 크기·sha256
 TIKTOKEN_GPT2_FILES = {
-    "gpt2/vocab.bpe": "6d1cbeee0f20b3d9449abfede4726ed8212e3aee",
-    "gpt2/encoder.json": "6c7ea1a7e38e3a7f062df639a5b80947f075ffe6",
+    "gpt2/vocab.bpe": {
+        "cache_name": "6d1cbeee0f20b3d9449abfede4726ed8212e3aee",
+        "size": 456_318,
+        "sha256": "1ce1664773c50f3e0cc8842619a93edc4624525b728b188a9e0be33b7726adc5",
+    },
+    "gpt2/encoder.json": {
+        "cache_name": "6c7ea1a7e38e3a7f062df639a5b80947f075ffe6",
+        "size": 1_042_301,
+        "sha256": "196139668be63f3b5d6574427317ae82f612a97c5d1cdaf36ed2256dbf636783",
+    },
 }
 
 
@@ -79,6 +97,12 @@ def mirror_dir() -> Path | None:
     """``LLMFS_DATA_MIRROR`` 가 가리키는 미러 폴더(없으면 None)."""
     value = os.environ.get("LLMFS_DATA_MIRROR", "").strip()
     return Path(value).expanduser() if value else None
+
+
+def local_data_dirs() -> list[Path]:
+    """인터넷보다 먼저 찾아볼 폴더들: ``LLMFS_DATA_MIRROR``, 그다음 저장소의 ``data/``."""
+    folders = [mirror_dir(), REPO_DATA_DIR]
+    return [folder for folder in folders if folder is not None and folder.is_dir()]
 
 
 def file_sha256(path) -> str:
@@ -115,15 +139,14 @@ def _finish(part: Path, destination: Path, expected_size, expected_sha256, sourc
 
 
 def _copy_from_mirror(candidates, destination: Path, expected_size, expected_sha256) -> Path | None:
-    mirror = mirror_dir()
-    if mirror is None:
-        return None
-    for name in candidates:
-        source = mirror / name
-        if source.is_file():
-            part = destination.with_name(destination.name + ".part")
-            shutil.copyfile(source, part)
-            return _finish(part, destination, expected_size, expected_sha256, f"미러 파일 {source}")
+    """미러 폴더나 저장소의 ``data/`` 에 같은 이름의 파일이 있으면 확인해서 복사한다."""
+    for folder in local_data_dirs():
+        for name in candidates:
+            source = folder / name
+            if source.is_file() and source.resolve() != destination.resolve():
+                part = destination.with_name(destination.name + ".part")
+                shutil.copyfile(source, part)
+                return _finish(part, destination, expected_size, expected_sha256, f"로컬 사본 {source}")
     return None
 
 
@@ -234,22 +257,52 @@ def download_data_file(name: str, folder=".") -> Path:
 
 
 def prepare_tiktoken_cache(cache_dir, mirror=None) -> Path:
-    """미러의 ``gpt2/encoder.json``, ``gpt2/vocab.bpe`` 를 tiktoken 캐시 이름으로 복사한다.
+    """GPT-2 의 ``encoder.json``, ``vocab.bpe`` 를 tiktoken 캐시 이름으로 복사한다.
 
+    원본은 ``mirror`` 폴더(기본: ``LLMFS_DATA_MIRROR``, 그다음 저장소의 ``data/``)의 ``gpt2/`` 에서 찾는다.
     그다음 ``TIKTOKEN_CACHE_DIR=cache_dir`` 이면 ``tiktoken.get_encoding("gpt2")`` 가 네트워크 없이 동작한다.
     """
-    mirror = Path(mirror) if mirror is not None else mirror_dir()
-    if mirror is None:
-        raise DownloadError("tiktoken 캐시를 채울 미러 폴더가 없습니다. LLMFS_DATA_MIRROR 를 지정하세요.")
+    folders = [Path(mirror)] if mirror is not None else local_data_dirs()
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    for relative, cache_name in TIKTOKEN_GPT2_FILES.items():
-        source = mirror / relative
-        if not source.is_file():
-            raise DownloadError(f"미러에 {relative} 가 없습니다({source}). GPT-2 의 {relative} 를 그 자리에 두세요.")
-        target = cache_dir / cache_name
-        if not target.is_file() or target.stat().st_size != source.stat().st_size:
-            part = target.with_name(cache_name + ".part")
-            shutil.copyfile(source, part)
-            os.replace(part, target)
+    for relative, info in TIKTOKEN_GPT2_FILES.items():
+        target = cache_dir / info["cache_name"]
+        if target.is_file() and _problem_with(target, info["size"], info["sha256"]) is None:
+            continue
+        sources = [folder / relative for folder in folders if (folder / relative).is_file()]
+        if not sources:
+            searched = ", ".join(str(folder) for folder in folders) or "(찾아볼 폴더 없음)"
+            raise DownloadError(
+                f"tiktoken 캐시를 채울 {relative} 를 찾지 못했습니다(찾아본 곳: {searched}). "
+                f"GPT-2 의 {relative} 를 data/{relative} 에 두거나 LLMFS_DATA_MIRROR 로 그 폴더를 알려 주세요."
+            )
+        part = target.with_name(info["cache_name"] + ".part")
+        shutil.copyfile(sources[0], part)
+        _finish(part, target, info["size"], info["sha256"], f"로컬 사본 {sources[0]}")
     return cache_dir
+
+
+def tiktoken_cache_dir() -> Path | None:
+    """tiktoken 이 쓰는 캐시 폴더(tiktoken 과 같은 규칙). 캐시를 끈 경우(빈 문자열)는 None."""
+    if "TIKTOKEN_CACHE_DIR" in os.environ:
+        value = os.environ["TIKTOKEN_CACHE_DIR"]
+    elif "DATA_GYM_CACHE_DIR" in os.environ:
+        value = os.environ["DATA_GYM_CACHE_DIR"]
+    else:
+        value = os.path.join(tempfile.gettempdir(), "data-gym-cache")
+    return Path(value) if value else None
+
+
+def ensure_tiktoken_cache() -> Path | None:
+    """tiktoken 의 gpt2 인코딩이 인터넷 없이 동작하도록, 캐시에 없는 파일만 저장소 사본으로 채운다.
+
+    이미 캐시에 있는 파일은 건드리지 않는다. 사본을 찾지 못하면 아무 일도 하지 않는다
+    (그때 tiktoken 은 평소처럼 인터넷에서 받는다).
+    """
+    cache_dir = tiktoken_cache_dir()
+    if cache_dir is None:
+        return None
+    try:
+        return prepare_tiktoken_cache(cache_dir)
+    except (DownloadError, OSError):
+        return None

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from llm_from_scratch import download
 from llm_from_scratch.download import (
     DATA_FILES,
     DownloadError,
@@ -361,8 +362,9 @@ def test_offline_switch_values(monkeypatch, value, expected):
 
 
 @pytest.mark.parametrize("name", sorted(DATA_FILES))
-def test_known_data_files_come_from_the_shared_mirror(tmp_path, name, no_network):
-    """conftest 가 정한 미러(../shared/data)에서 네 파일을 받아 크기와 해시를 확인한다."""
+def test_known_data_files_come_from_the_repository_copies(tmp_path, monkeypatch, name, no_network):
+    """미러가 없어도 저장소의 data/ 사본에서 파일을 받아 크기와 해시를 확인한다."""
+    monkeypatch.delenv("LLMFS_DATA_MIRROR", raising=False)
     assert is_offline()
     path = download_data_file(name, tmp_path)
     assert path == tmp_path / name
@@ -379,6 +381,7 @@ def test_empty_mirror_and_offline_tells_how_to_provide_the_file(tmp_path, monkey
     empty = tmp_path / "empty-mirror"
     empty.mkdir()
     monkeypatch.setenv("LLMFS_DATA_MIRROR", str(empty))
+    monkeypatch.setattr(download, "REPO_DATA_DIR", tmp_path / "no-repo-copies")
     monkeypatch.setenv("LLMFS_OFFLINE", "1")
     folder = tmp_path / "data"
     with pytest.raises(DownloadError) as excinfo:
@@ -416,3 +419,30 @@ def test_tiktoken_gpt2_works_offline_from_prepared_cache(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == {"n_vocab": 50257, "eot": [50256], "hello": "Hello, world"}
+
+
+def test_repository_carries_the_data_files_with_their_hashes():
+    """새 클론에 ../shared 가 없어도 되도록, 저장소의 data/ 에 책의 데이터 파일과 GPT-2 토크나이저 파일이 있다."""
+    for name, info in DATA_FILES.items():
+        path = download.REPO_DATA_DIR / name
+        assert path.is_file(), f"{path} 가 없습니다"
+        assert file_sha256(path) == info["sha256"]
+    for relative, info in download.TIKTOKEN_GPT2_FILES.items():
+        assert file_sha256(download.REPO_DATA_DIR / relative) == info["sha256"]
+
+
+def test_no_project_file_refers_to_the_shared_folder():
+    """코드·테스트·CI·문서 어디에서도 저장소 밖의 ../shared 를 가리키지 않는다(새 클론에는 그 폴더가 없다)."""
+    root = Path(__file__).resolve().parent.parent
+    skip_dirs = {".git", "__pycache__", ".ipynb_checkpoints", "build", "dist", "outputs", "data"}
+    suffixes = {".py", ".md", ".ipynb", ".toml", ".txt", ".cfg", ".ini", ".yml", ".yaml", ".json", ".sh", ""}
+    pattern = re.compile(r"\.\./shared|shared/data")
+    offenders = []
+    for path in root.rglob("*"):
+        parts = set(path.relative_to(root).parts)
+        if parts & skip_dirs or any(p.endswith(".egg-info") for p in parts) or not path.is_file():
+            continue
+        if path.suffix in suffixes and path != Path(__file__).resolve():
+            if pattern.search(path.read_text(encoding="utf-8", errors="ignore")):
+                offenders.append(str(path.relative_to(root)))
+    assert offenders == []
