@@ -63,7 +63,7 @@ def test_quick_settings_cell_says_how_to_turn_quick_mode_on(notebook):
     cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
     for index, cell in enumerate(cells):
         source = "".join(cell["source"])
-        if cell["cell_type"] == "code" and re.search(r"^\s*QUICK\s*=|import QUICK|import .*\bQUICK\b", source, re.M):
+        if cell["cell_type"] == "code" and re.search(r"^\s*QUICK\s*=|import QUICK|import .*\bQUICK\b", source, re.MULTILINE):
             above = "".join(cells[index - 1]["source"]) if index else ""
             assert cells[index - 1]["cell_type"] == "markdown" and "%env LLMFS_QUICK=1" in above, (
                 f"{notebook.name} 셀 {index}: QUICK 설정 셀 위 마크다운에 `%env LLMFS_QUICK=1` 안내가 없습니다"
@@ -75,11 +75,11 @@ _LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)|<img[^>]*sr
 
 
 def _relative_links(text: str) -> list[str]:
-    text = re.sub(r"```.*?```", " ", text, flags=re.S)
+    text = re.sub(r"```.*?```", " ", text, flags=re.DOTALL)
     links = []
     for match in _LINK.finditer(text):
         target = next(g for g in match.groups() if g)
-        if re.match(r"^[a-z][a-z0-9+.-]*:", target, re.I) or target.startswith("#"):
+        if re.match(r"^[a-z][a-z0-9+.-]*:", target, re.IGNORECASE) or target.startswith("#"):
             continue
         links.append(target.split("#", 1)[0])
     return [link for link in links if link]
