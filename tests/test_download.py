@@ -442,7 +442,7 @@ def test_no_project_file_refers_to_the_shared_folder():
         parts = set(path.relative_to(root).parts)
         if parts & skip_dirs or any(p.endswith(".egg-info") for p in parts) or not path.is_file():
             continue
-        if path.suffix in suffixes and path != Path(__file__).resolve():
-            if pattern.search(path.read_text(encoding="utf-8", errors="ignore")):
-                offenders.append(str(path.relative_to(root)))
+        is_text = path.suffix in suffixes and path != Path(__file__).resolve()
+        if is_text and pattern.search(path.read_text(encoding="utf-8", errors="ignore")):
+            offenders.append(str(path.relative_to(root)))
     assert offenders == []
