@@ -34,7 +34,7 @@ def colab_cell_source(notebook: Path) -> str:
         'if "google.colab" in sys.modules:\n'
         f"    !git clone --depth 1 {url}.git /content/llm-from-scratch\n"
         "    %cd /content/llm-from-scratch\n"
-        "    %pip install --quiet -r requirements.txt\n"
+        '    %pip install --quiet -e ".[hf]"\n'
         "    import site\n"
         "\n"
         "    site.main()  # 방금 설치한 llm_from_scratch 패키지를 이 커널에서 바로 가져올 수 있게 한다\n"
