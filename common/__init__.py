@@ -7,9 +7,11 @@
 - ``llm_from_scratch.utils``: 장치 선택, 시드 고정, QUICK 모드 플래그
 """
 
-from llm_from_scratch.download import ensure_tiktoken_cache
+from llm_from_scratch.download import ensure_tiktoken_cache, install_tiktoken_offline_guard
 
 __version__ = "0.1.0"
 
 # tiktoken 의 gpt2 인코딩이 인터넷 없이도 동작하도록 캐시에 없는 파일을 저장소 사본(data/gpt2)으로 채운다
 ensure_tiktoken_cache()
+# LLMFS_OFFLINE=1 이면 tiktoken 도 네트워크에 나가지 않는다(캐시가 없으면 준비하는 법을 알리는 오류)
+install_tiktoken_offline_guard()

@@ -47,7 +47,8 @@ class _FileServer(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     """``/files/…`` 는 Range 를 지원하는 정상 파일, ``/drop/…`` 은 본문 도중 끊김, ``/chunked-drop/…`` 은
-    chunked 전송 도중 끊김, ``/no-range/…`` 는 Range 를 무시하는 서버, 그 밖은 404."""
+    chunked 전송 도중 끊김, ``/no-range/…`` 는 Range 를 무시하는 서버, ``/close-drop/…``·``/close-full/…`` 는
+    Content-Length 없이 연결을 닫아 끝내는 서버(도중에 끊김 / 온전함), 그 밖은 404."""
 
     def do_GET(self):
         self.server.requests.append((self.path, self.headers.get("Range")))
@@ -69,6 +70,12 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
             chunk = CONTENT[:1000]
             self.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+            self.close_connection = True
+        elif kind in ("close-drop", "close-full"):
+            # Content-Length 도 chunked 도 없이 연결을 닫아 끝을 알리는 서버: 끊겨도 받는 쪽은 알 수 없다
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(CONTENT[: len(CONTENT) // 3] if kind == "close-drop" else CONTENT)
             self.close_connection = True
         else:
             self.send_error(404)
@@ -288,15 +295,87 @@ def test_cached_file_is_used_without_network(server, tmp_path, no_network):
     assert server.requests == []
 
 
+def _tree(folder: Path) -> dict:
+    """폴더 안 모든 파일의 상대 경로 -> sha256 (전후가 바이트 단위로 같은지 비교하는 데 쓴다)."""
+    return {
+        str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
 @pytest.mark.parametrize(
     "cached", [CONTENT[:-1], b"y" + CONTENT[1:]], ids=["wrong-size", "same-size-wrong-hash"]
 )
-def test_corrupt_cached_file_is_fetched_again(server, tmp_path, cached):
+def test_different_file_at_destination_is_the_users_and_is_never_replaced(server, tmp_path, cached):
+    """목적지의 파일이 원본과 달라도 지우거나 덮어쓰지 않는다: 기본(refuse)은 파일 이름과 원본 받는 법을 알리며 멈춘다."""
     destination = tmp_path / "data.bin"
     destination.write_bytes(cached)
-    _download(server.url("/files/data.bin"), destination, expected_size=len(CONTENT), sha256=CONTENT_SHA256)
-    assert server.requests == [("/files/data.bin", None)]
-    assert destination.read_bytes() == CONTENT
+    before = _tree(tmp_path)
+    url = server.url("/files/data.bin")
+    with pytest.raises(DownloadError) as excinfo:
+        _download(url, destination, expected_size=len(CONTENT), sha256=CONTENT_SHA256)
+    message = str(excinfo.value)
+    assert str(destination.resolve()) in message
+    assert "지우거나 덮어쓰지 않았습니다" in message
+    assert "다른 곳으로 옮긴 뒤" in message and url in message
+    assert _tree(tmp_path) == before
+    assert server.requests == []  # 원본을 받으러 가지도 않는다
+
+
+def test_user_file_use_keeps_the_users_data_and_says_so(server, tmp_path, capsys, no_network):
+    destination = tmp_path / "data.bin"
+    destination.write_bytes(b"my own data")
+    before = _tree(tmp_path)
+    path = _download(
+        server.url("/files/data.bin"), destination, expected_size=len(CONTENT), sha256=CONTENT_SHA256, user_file="use"
+    )
+    assert path == destination
+    assert _tree(tmp_path) == before
+    out = capsys.readouterr().out
+    assert "원본과 다릅니다" in out and "그대로 씁니다" in out and str(destination) in out
+
+
+def test_user_file_choice_is_checked():
+    with pytest.raises(ValueError, match="'keep'"):
+        download_file("http://example.invalid/x", user_file="keep")
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "cause"),
+    [
+        ("instruction-data.json", '[{"instruction": "a", "input": "", "output": "b"}]', None),
+        ("instruction-data.json", '[{"instruction": "a",\n "output": }]', "JSON 으로 읽을 수 없습니다(2번째 줄"),
+        ("instruction-data.json", '[{"instruction": "caf\xe9"}]'.encode("latin-1"), "UTF-8"),
+        ("the-verdict.txt", "my own story, not the verdict.", None),
+        ("the-verdict.txt", "caf\xe9".encode("cp949", errors="replace") + b"\xff", "UTF-8"),
+        ("sms+spam+collection.zip", b"PK\x03\x04 not the real zip", "원본과 다릅니다"),
+    ],
+    ids=["edited-json", "broken-json", "latin1-json", "own-text", "non-utf8-text", "other-zip"],
+)
+def test_users_data_files_are_used_or_refused_never_replaced(tmp_path, no_network, capsys, name, content, cause):
+    """텍스트·지시 데이터는 사용자의 것으로 보고 쓰되(읽히는지는 확인), 압축 파일은 원본이 아니면 멈춘다."""
+    path = tmp_path / name
+    path.write_bytes(content.encode("utf-8") if isinstance(content, str) else content)
+    before = _tree(tmp_path)
+    if cause is None:
+        assert download_data_file(name, tmp_path) == path
+        assert "사용자가 고친 데이터로 보고 그대로 씁니다" in capsys.readouterr().out
+    else:
+        with pytest.raises(DownloadError) as excinfo:
+            download_data_file(name, tmp_path)
+        assert cause in str(excinfo.value)
+        assert str(path.resolve()) in str(excinfo.value)
+        assert "지우거나 덮어쓰지 않았습니다" in str(excinfo.value)
+    assert _tree(tmp_path) == before
+
+
+def test_data_file_user_file_can_be_refused_per_call(tmp_path, no_network):
+    path = tmp_path / "instruction-data.json"
+    path.write_text("[]", encoding="utf-8")
+    with pytest.raises(DownloadError, match="원본과 다릅니다"):
+        download_data_file("instruction-data.json", tmp_path, user_file="refuse")
+    assert path.read_text(encoding="utf-8") == "[]"
 
 
 def test_mirror_is_found_by_url_file_name(online, tmp_path, monkeypatch, no_network):
@@ -446,3 +525,126 @@ def test_no_project_file_refers_to_the_shared_folder():
         if is_text and pattern.search(path.read_text(encoding="utf-8", errors="ignore")):
             offenders.append(str(path.relative_to(root)))
     assert offenders == []
+
+
+# ---------------------------------------------------------------------------
+# 크기·해시를 모르는 다운로드는 확인한 뒤에야 원래 이름을 얻는다
+# ---------------------------------------------------------------------------
+
+
+def test_download_without_size_or_hash_that_drops_never_gets_the_final_name(server, tmp_path):
+    """Content-Length 도, 기대 크기·해시도, 검사 함수도 없으면 끝까지 받았는지 알 수 없으므로 믿지 않는다."""
+    destination = tmp_path / "hparams.json"
+    url = server.url("/close-drop/hparams.json")
+    with pytest.raises(DownloadError) as excinfo:
+        _download(url, destination)
+    assert "Content-Length" in str(excinfo.value)
+    assert list(tmp_path.iterdir()) == []  # 원래 이름도, .part 도 남지 않는다
+
+
+def test_validate_callback_rejects_a_damaged_download(server, tmp_path):
+    destination = tmp_path / "model.safetensors"
+    url = server.url("/close-full/model.safetensors")
+    with pytest.raises(DownloadError) as excinfo:
+        _download(url, destination, validate=download.validate_safetensors)
+    assert "safetensors" in str(excinfo.value) and url in str(excinfo.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_validate_callback_accepts_a_good_download_without_content_length(server, tmp_path):
+    calls = []
+
+    def validate(path):
+        calls.append(path.name)
+        assert path.read_bytes() == CONTENT
+
+    destination = tmp_path / "data.bin"
+    _download(server.url("/close-full/data.bin"), destination, validate=validate)
+    assert calls == ["data.bin.part"]  # 원래 이름으로 바꾸기 전에 확인한다
+    assert destination.read_bytes() == CONTENT
+
+
+def test_existing_file_that_fails_validation_is_reported_not_deleted(tmp_path, no_network):
+    destination = tmp_path / "config.json"
+    destination.write_text('{"n_head": 12,', encoding="utf-8")
+    before = _tree(tmp_path)
+    with pytest.raises(DownloadError) as excinfo:
+        _download("http://example.invalid/config.json", destination, validate=download.validate_json)
+    message = str(excinfo.value)
+    assert str(destination.resolve()) in message and "JSON" in message and "옮긴 뒤" in message
+    assert _tree(tmp_path) == before
+
+
+def test_safetensors_validator_checks_header_and_length(tmp_path):
+    header = json.dumps({"w": {"dtype": "F32", "shape": [2, 2], "data_offsets": [0, 16]}}).encode()
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(len(header).to_bytes(8, "little") + header + b"\0" * 16)
+    download.validate_safetensors(path)
+    data = path.read_bytes()
+    for name, broken in (("truncated", data[:-5]), ("garbage", b"\x10" + b"\0" * 7 + b"not json" * 2), ("empty", b"")):
+        bad = tmp_path / f"{name}.safetensors"
+        bad.write_bytes(broken)
+        with pytest.raises(ValueError, match="safetensors|바이트"):
+            download.validate_safetensors(bad)
+
+
+def test_tf_index_validator_checks_the_table_footer(tmp_path):
+    good = tmp_path / "good.index"
+    good.write_bytes(b"\0" * 40 + (0xDB4775248B80FB57).to_bytes(8, "little"))
+    download.validate_tf_checkpoint_index(good)
+    bad = tmp_path / "bad.index"
+    bad.write_bytes(good.read_bytes()[:-1] + b"\0")
+    with pytest.raises(ValueError, match="TensorFlow"):
+        download.validate_tf_checkpoint_index(bad)
+
+
+# ---------------------------------------------------------------------------
+# 오프라인이면 tiktoken 도 네트워크에 나가지 않는다
+# ---------------------------------------------------------------------------
+
+
+def test_prepare_tiktoken_cache_rejects_a_source_with_the_wrong_hash(tmp_path):
+    mirror = tmp_path / "mirror"
+    (mirror / "gpt2").mkdir(parents=True)
+    (mirror / "gpt2" / "vocab.bpe").write_bytes((download.REPO_DATA_DIR / "gpt2" / "vocab.bpe").read_bytes())
+    encoder = (download.REPO_DATA_DIR / "gpt2" / "encoder.json").read_bytes()
+    (mirror / "gpt2" / "encoder.json").write_bytes(encoder.replace(b'"!"', b'"?"', 1))  # 크기는 같고 내용만 다르다
+    cache = tmp_path / "cache"
+    with pytest.raises(DownloadError, match="sha256"):
+        prepare_tiktoken_cache(cache, mirror=mirror)
+    info = download.TIKTOKEN_GPT2_FILES["gpt2/encoder.json"]
+    assert not (cache / info["cache_name"]).exists()
+    assert not (cache / (info["cache_name"] + ".part")).exists()
+
+
+def test_offline_tiktoken_without_cache_gives_korean_error_instead_of_network(tmp_path):
+    """캐시가 비어 있고 저장소 사본도 없을 때, 오프라인이면 tiktoken 은 인터넷 대신 준비하는 법을 알리는 오류를 낸다."""
+    code = (
+        "import socket\n"
+        "def refuse(*args, **kwargs):\n"
+        "    raise SystemExit('네트워크 연결을 시도했습니다')\n"
+        "socket.socket.connect = refuse\n"
+        "socket.create_connection = refuse\n"
+        "from pathlib import Path\n"
+        "from llm_from_scratch import download\n"
+        "download.REPO_DATA_DIR = Path('no-such-folder')\n"
+        "import shutil\n"
+        "shutil.rmtree(download.tiktoken_cache_dir())  # import 가 채운 캐시를 비운다\n"
+        "from llm_from_scratch.download import DownloadError, get_gpt2_encoding\n"
+        "import tiktoken\n"
+        "for get in (lambda: tiktoken.get_encoding('gpt2'), get_gpt2_encoding):\n"
+        "    try:\n"
+        "        get()\n"
+        "    except DownloadError as error:\n"
+        "        print('오류:', error)\n"
+    )
+    env = {**os.environ, "TIKTOKEN_CACHE_DIR": str(tmp_path / "empty-cache"), "LLMFS_OFFLINE": "1"}
+    env.pop("LLMFS_DATA_MIRROR", None)
+    result = subprocess.run(
+        [sys.executable, "-c", code], check=False, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stdout.splitlines() if line.startswith("오류:")]
+    assert len(lines) == 2
+    for line in lines:
+        assert "LLMFS_OFFLINE=1" in line and "prepare_tiktoken_cache" in line and "openaipublic" in line
