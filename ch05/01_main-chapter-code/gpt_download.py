@@ -23,7 +23,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from llm_from_scratch.download import download_file, file_sha256
+from llm_from_scratch.download import (
+    download_file,
+    file_sha256,
+    validate_json,
+    validate_safetensors,
+    validate_tf_checkpoint_index,
+)
 from llm_from_scratch.utils import QUICK
 
 __all__ = [
@@ -31,6 +37,7 @@ __all__ = [
     "GPT2_HF_MODEL_NAMES",
     "GPT2_SIZES",
     "GPT2CheckpointError",
+    "GPT2Params",
     "assign",
     "download_and_load_gpt2",
     "gpt2_config_from_hparams",
@@ -54,7 +61,7 @@ GPT2_FILES = (
     "vocab.bpe",
 )
 
-# 체크포인트가 손상되었을 때 지우는 파일들(다음 실행에서 새로 받게 한다)
+# 체크포인트 본체 파일들(손상되었을 때 오류 메시지에서 옮기라고 알리는 파일들; 이 모듈은 아무것도 지우지 않는다)
 CHECKPOINT_FILES = ("checkpoint", "model.ckpt.data-00000-of-00001", "model.ckpt.index", "model.ckpt.meta")
 
 BASE_URL = "https://openaipublic.blob.core.windows.net/gpt-2/models"
@@ -86,7 +93,42 @@ HPARAM_KEYS = ("n_vocab", "n_ctx", "n_embd", "n_head", "n_layer")
 
 
 class GPT2CheckpointError(RuntimeError):
-    """내려받은 GPT-2 체크포인트를 읽을 수 없을 때(잘렸거나 손상됨). 문제가 된 파일은 이미 지워져 있다."""
+    """GPT-2 체크포인트를 읽을 수 없을 때(잘렸거나 손상됨, hparams.json 과 맞지 않음).
+
+    메시지에 문제가 된 파일과 할 일이 들어 있다. 파일은 사용자의 것이므로 아무것도 지우지 않는다.
+    """
+
+
+class GPT2Params(dict):
+    """가중치 딕셔너리에 그 가중치의 하이퍼파라미터(``hparams``: n_vocab, n_ctx, n_embd, n_head, n_layer)를 붙인 것.
+
+    보통의 딕셔너리처럼 쓰면 되고, ``load_weights_into_gpt`` 가 ``hparams`` 로 모델 설정(헤드 수 포함)을 확인한다.
+    """
+
+    def __init__(self, *args, hparams=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.hparams = dict(hparams) if hparams is not None else None
+
+
+def _validate_hparams_file(path):
+    validate_json(path)
+    settings = json.loads(Path(path).read_text(encoding="utf-8"))
+    if not isinstance(settings, dict):
+        raise ValueError("hparams.json 이 JSON 객체가 아닙니다")  # noqa: TRY004
+    _check_hparams(settings)
+
+
+def _validate_checkpoint_file(path):
+    if "model_checkpoint_path" not in Path(path).read_text(encoding="utf-8", errors="replace"):
+        raise ValueError("checkpoint 파일에 model_checkpoint_path 가 없습니다")
+
+
+# 크기·해시를 모르는 체크포인트 파일을 믿기 전에 읽어 보는 함수들(메타 그래프와 데이터 파일은 Content-Length 로 확인한다)
+_TF_FILE_VALIDATORS = {
+    "checkpoint": _validate_checkpoint_file,
+    "hparams.json": _validate_hparams_file,
+    "model.ckpt.index": validate_tf_checkpoint_index,
+}
 
 
 # ---------------------------------------------------------------------------
@@ -117,8 +159,9 @@ def _import_tensorflow():
 def download_and_load_gpt2(model_size, models_dir):
     """OpenAI GPT-2 체크포인트를 (필요하면) 내려받아 ``(settings, params)`` 를 돌려준다.
 
-    파일은 ``models_dir/model_size/`` 에 저장되고, 이미 온전히 받아 둔 파일은 다시 받지 않는다.
-    체크포인트를 읽다가 잘렸거나 손상된 것이 드러나면 그 파일들을 지우고 ``GPT2CheckpointError`` 를 낸다.
+    파일은 ``models_dir/model_size/`` 에 저장되고, 이미 받아 둔 파일은 다시 받지 않는다.
+    체크포인트가 잘렸거나 손상되었거나 hparams.json 과 맞지 않으면 원인과 파일을 밝히는 ``GPT2CheckpointError`` 를
+    낸다. 폴더의 파일은 사용자의 것이므로 어떤 경우에도 지우지 않는다.
 
     Args:
         model_size: "124M", "355M", "774M", "1558M" 중 하나.
@@ -142,35 +185,55 @@ def download_and_load_gpt2(model_size, models_dir):
             expected_size=tokenizer_info.get("size"),
             sha256=tokenizer_info.get("sha256"),
             mirror_names=mirror_names,
+            validate=_TF_FILE_VALIDATORS.get(file_name),
         )
 
-    try:
-        settings = json.loads((model_dir / "hparams.json").read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        _discard(model_dir, ("hparams.json",))
-        raise GPT2CheckpointError(
-            f"{model_dir.name}/hparams.json 을 읽을 수 없습니다({error}). 손상된 파일을 지웠으니 다시 실행하면 새로 받습니다."
-        ) from error
-
+    settings = json.loads((model_dir / "hparams.json").read_text(encoding="utf-8"))  # 위에서 읽히는지 확인했다
     tf = _import_tensorflow()
     try:
         ckpt_path = tf.train.latest_checkpoint(str(model_dir))
         if ckpt_path is None:
             raise ValueError("checkpoint 파일이 가리키는 체크포인트가 없습니다")
         params = load_gpt2_params_from_tf_ckpt(ckpt_path, settings)
+    except GPT2CheckpointError:
+        raise  # hparams.json 과 체크포인트가 맞지 않음: 메시지가 이미 원인을 말한다
     except (tf.errors.OpError, ValueError, KeyError, IndexError) as error:
-        _discard(model_dir, CHECKPOINT_FILES)
         reason = getattr(error, "message", None) or str(error)
+        files = ", ".join(str(model_dir / name) for name in CHECKPOINT_FILES)
         raise GPT2CheckpointError(
-            f"{model_dir.name} 체크포인트가 잘렸거나 손상되어 읽을 수 없습니다: {reason.strip()}\n"
-            f"손상되었을 수 있는 파일({', '.join(CHECKPOINT_FILES)})을 지웠으니, 다시 실행하면 새로 받습니다."
+            f"{model_dir} 의 체크포인트가 잘렸거나 손상되어 읽을 수 없습니다: {reason.strip()}\n"
+            f"아무 파일도 지우지 않았습니다. 원본을 다시 받으려면 체크포인트 파일({files})을 다른 곳으로 옮기거나 "
+            "지운 뒤 다시 실행하세요."
         ) from error
     return settings, params
 
 
-def _discard(model_dir, file_names):
-    for file_name in file_names:
-        (Path(model_dir) / file_name).unlink(missing_ok=True)
+def _hparams_from_tf_shapes(shapes):
+    """체크포인트 변수의 모양에서 알 수 있는 하이퍼파라미터(n_head 는 모양으로 알 수 없다)."""
+    found = {}
+    if "model/wte" in shapes and len(shapes["model/wte"]) == 2:
+        found["n_vocab"], found["n_embd"] = (int(v) for v in shapes["model/wte"])
+    if "model/wpe" in shapes and len(shapes["model/wpe"]) == 2:
+        found["n_ctx"] = int(shapes["model/wpe"][0])
+    found["n_layer"] = len({name.split("/")[1] for name in shapes if name.startswith("model/h")})
+    return found
+
+
+def _check_hparams_match_checkpoint(settings, shapes, ckpt_path):
+    """hparams.json 의 값이 체크포인트 변수의 모양과 다르면, 다른 값을 모두 밝히는 ``GPT2CheckpointError``."""
+    found = _hparams_from_tf_shapes(shapes)
+    differences = [
+        f"{key}: hparams.json 은 {settings[key]}, 체크포인트는 {found[key]}"
+        for key in HPARAM_KEYS
+        if key in found and settings[key] != found[key]
+    ]
+    if differences:
+        hparams_path = Path(ckpt_path).parent / "hparams.json"
+        raise GPT2CheckpointError(
+            f"hparams.json 이 체크포인트와 맞지 않습니다({'; '.join(differences)}). 체크포인트 파일은 온전하며 "
+            f"아무것도 지우지 않았습니다. {hparams_path} 가 이 체크포인트의 것인지 확인하세요(원본을 받으려면 그 "
+            "파일만 다른 곳으로 옮기고 다시 실행하세요)."
+        )
 
 
 def _check_hparams(settings):
@@ -199,6 +262,7 @@ def load_gpt2_params_from_tf_ckpt(ckpt_path, settings):
         ckpt_path = found
     reader = tf.train.load_checkpoint(str(ckpt_path))
     shapes = reader.get_variable_to_shape_map()
+    _check_hparams_match_checkpoint(settings, shapes, ckpt_path)
     expected = _expected_tf_shapes(settings)
     missing = [name for name in expected if name not in shapes]
     if missing:
@@ -229,13 +293,14 @@ def load_gpt2_params_from_tf_ckpt(ckpt_path, settings):
                 "ln_2": norm(f"{h}/ln_2"),
             }
         )
-    return {
+    params = {
         "wte": read("model/wte"),
         "wpe": read("model/wpe"),
         "blocks": blocks,
         "g": read("model/ln_f/g"),
         "b": read("model/ln_f/b"),
     }
+    return GPT2Params(params, hparams={key: settings[key] for key in HPARAM_KEYS})
 
 
 def _expected_tf_shapes(settings):
@@ -307,18 +372,62 @@ def _as_tensor(value):
     return value.detach() if isinstance(value, torch.Tensor) else torch.from_numpy(np.array(value))
 
 
-def load_weights_into_gpt(gpt, params):
+def _model_hparams(gpt):
+    """``GPTModel`` 의 설정을 hparams 이름으로(헤드 수는 첫 블록의 어텐션에서)."""
+    att = gpt.trf_blocks[0].att if len(gpt.trf_blocks) else None
+    return {
+        "n_vocab": gpt.tok_emb.num_embeddings,
+        "n_ctx": gpt.pos_emb.num_embeddings,
+        "n_embd": gpt.tok_emb.embedding_dim,
+        "n_head": getattr(att, "num_heads", None),
+        "n_layer": len(gpt.trf_blocks),
+    }
+
+
+# hparams 이름 -> 책의 설정 키
+_BOOK_KEYS = {"n_vocab": "vocab_size", "n_ctx": "context_length", "n_embd": "emb_dim", "n_head": "n_heads", "n_layer": "n_layers"}
+
+
+def _check_model_matches_weights(gpt, params, settings=None):
+    """모델 설정과 가중치가 다르면(헤드 수는 하이퍼파라미터를 알 때만) 다른 값을 모두 밝히는 ValueError."""
+    weights = dict(settings) if settings is not None else dict(getattr(params, "hparams", None) or {})
+    wte = _as_tensor(params["wte"]) if "wte" in params else None
+    if wte is not None and wte.ndim == 2:
+        weights.setdefault("n_vocab", wte.shape[0])
+        weights.setdefault("n_embd", wte.shape[1])
+    if "wpe" in params and _as_tensor(params["wpe"]).ndim == 2:
+        weights.setdefault("n_ctx", _as_tensor(params["wpe"]).shape[0])
+    weights.setdefault("n_layer", len(params["blocks"]))
+    model = _model_hparams(gpt)
+    differences = [
+        f"{_BOOK_KEYS[key]}: 모델 {model[key]}, 가중치 {weights[key]}"
+        for key in HPARAM_KEYS
+        if weights.get(key) is not None and model[key] is not None and int(model[key]) != int(weights[key])
+    ]
+    if differences:
+        raise ValueError(
+            f"모델 설정이 불러온 가중치와 다릅니다({'; '.join(differences)}). 가중치를 싣지 않았습니다. "
+            "gpt2_config_from_hparams(settings) 로 만든 설정으로 모델을 만드세요."
+        )
+
+
+def load_weights_into_gpt(gpt, params, settings=None):
     """``params``(TF 체크포인트 또는 Hugging Face 에서 만든 중첩 딕셔너리)를 ``GPTModel`` 에 싣는다.
 
     - ``c_attn`` 은 쿼리·키·값을 이어 붙인 것이므로 마지막 축을 따라 셋으로 나눈다.
     - GPT-2 는 [입력, 출력] 으로 저장하고 ``nn.Linear`` 는 [출력, 입력] 이므로 전치한다.
     - GPT-2 는 출력층과 토큰 임베딩이 가중치를 공유하므로 ``out_head`` 에 ``wte`` 를 싣는다.
+
+    모델 설정(어휘, 문맥 길이, 임베딩 차원, 층 수, 그리고 ``params`` 가 하이퍼파라미터를 지니면 헤드 수)이 가중치와
+    다르면 아무것도 싣지 않고 두 값을 모두 밝히는 ValueError 를 낸다.
+
+    Args:
+        gpt: 가중치를 실을 ``GPTModel``.
+        params: ``load_gpt2_params_from_tf_ckpt`` 가 만든 중첩 딕셔너리(``GPT2Params``).
+        settings: 가중치의 하이퍼파라미터(hparams.json 내용). 주지 않으면 ``params.hparams`` 를 쓴다.
     """
+    _check_model_matches_weights(gpt, params, settings)
     blocks = params["blocks"]
-    if len(blocks) != len(gpt.trf_blocks):
-        raise ValueError(
-            f"가중치의 트랜스포머 블록은 {len(blocks)}개인데 모델은 {len(gpt.trf_blocks)}개입니다(n_layers 를 확인하세요)."
-        )
     gpt.pos_emb.weight = assign(gpt.pos_emb.weight, params["wpe"], "pos_emb.weight")
     gpt.tok_emb.weight = assign(gpt.tok_emb.weight, params["wte"], "tok_emb.weight")
 
@@ -382,6 +491,23 @@ def _copy_tokenizer_files(model_dir):
         )
 
 
+def _refuse_to_overwrite_other_checkpoint(settings_path, settings_text, file_names):
+    """폴더에 이 함수가 쓸 것과 다른 체크포인트(진짜 GPT-2 등)가 있으면 덮어쓰지 않고 오류를 낸다.
+
+    같은 설정으로 전에 만든 시험용 체크포인트(설정 파일의 내용이 똑같음)만 다시 쓴다.
+    """
+    folder = Path(settings_path).parent
+    present = [name for name in file_names if (folder / name).exists()]
+    if not present:
+        return
+    if Path(settings_path).is_file() and Path(settings_path).read_text(encoding="utf-8") == settings_text:
+        return
+    raise GPT2CheckpointError(
+        f"{folder} 에 이미 다른 체크포인트 파일({', '.join(present)})이 있어 시험용 무작위 체크포인트로 덮어쓰지 "
+        "않았습니다. 다른 폴더(--models-dir)를 고르세요."
+    )
+
+
 def write_synthetic_gpt2_checkpoint(models_dir, model_size="124M", hparams=None, seed=123):
     """OpenAI 와 똑같은 형식의 작은 무작위 GPT-2 체크포인트를 ``models_dir/model_size/`` 에 쓴다.
 
@@ -404,6 +530,7 @@ def write_synthetic_gpt2_checkpoint(models_dir, model_size="124M", hparams=None,
     hparams = dict(SYNTHETIC_HPARAMS if hparams is None else hparams)
     _check_hparams(hparams)
     model_dir = Path(models_dir) / model_size
+    _refuse_to_overwrite_other_checkpoint(model_dir / "hparams.json", json.dumps(hparams, indent=2), GPT2_FILES)
     model_dir.mkdir(parents=True, exist_ok=True)
     arrays = _synthetic_params(hparams, seed)
 
@@ -447,13 +574,30 @@ def load_gpt2_safetensors(model_name, models_dir):
     from safetensors.torch import load_file
 
     model_dir = Path(models_dir) / model_name
-    for file_name in ("config.json", "model.safetensors"):
+    for file_name, validate in (("config.json", validate_json), ("model.safetensors", validate_safetensors)):
         download_file(
             f"{HF_BASE_URL}/{model_name}/resolve/main/{file_name}",
             model_dir / file_name,
             mirror_names=(f"{model_name}/{file_name}",),
+            validate=validate,  # 손상된 파일은 원래 이름을 얻지 못하고, 이미 있는 손상된 파일은 믿지 않는다
         )
-    return load_file(str(model_dir / "model.safetensors"))
+    path = model_dir / "model.safetensors"
+    try:
+        state_dict = load_file(str(path))
+    except Exception as error:
+        raise GPT2CheckpointError(
+            f"{path} 를 safetensors 로 읽을 수 없습니다({type(error).__name__}: {error}). 아무것도 지우지 않았습니다. "
+            "원본을 다시 받으려면 이 파일을 다른 곳으로 옮기거나 지운 뒤 다시 실행하세요."
+        ) from error
+    config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+    return GPT2Params(state_dict, hparams=_hparams_from_config(config))
+
+
+def _hparams_from_config(config):
+    """hparams.json 이나 Hugging Face config.json(vocab_size, n_positions)에서 있는 하이퍼파라미터만 꺼낸다."""
+    aliases = {"n_vocab": "vocab_size", "n_ctx": "n_positions"}
+    values = {key: config.get(key, config.get(aliases.get(key, key))) for key in HPARAM_KEYS}
+    return {key: value for key, value in values.items() if value is not None}
 
 
 def _hf_state_dict_to_params(state_dict):
@@ -501,14 +645,16 @@ def _hf_state_dict_to_params(state_dict):
     return params
 
 
-def load_hf_weights_into_gpt(gpt, state_dict):
+def load_hf_weights_into_gpt(gpt, state_dict, settings=None):
     """Hugging Face GPT-2 의 state_dict 를 ``GPTModel`` 에 싣는다.
 
     ``model.safetensors`` 의 키(``h.0.attn.c_attn.weight``, [입력, 출력] 모양)와
     ``transformers`` 의 ``GPT2LMHeadModel.state_dict()`` 키(앞에 ``transformer.``)를 모두 받는다.
     어텐션 마스크 버퍼(``attn.bias``, ``attn.masked_bias``)와 ``lm_head.weight``(wte 와 공유)는 건너뛴다.
+    ``settings``(config.json 내용)나 ``load_gpt2_safetensors`` 가 붙인 하이퍼파라미터가 있으면 헤드 수까지 확인한다.
     """
-    load_weights_into_gpt(gpt, _hf_state_dict_to_params(state_dict))
+    hparams = _hparams_from_config(settings) if settings is not None else getattr(state_dict, "hparams", None)
+    load_weights_into_gpt(gpt, _hf_state_dict_to_params(state_dict), hparams)
 
 
 def _tf_name_to_hf_key(name):
@@ -541,8 +687,6 @@ def write_synthetic_gpt2_safetensors(path, hparams=None, seed=123):
     for name, array in _synthetic_params(hparams, seed).items():
         state_dict[_tf_name_to_hf_key(name)] = torch.from_numpy(array[0] if name.endswith("/w") else array)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(state_dict, str(path))
     config = {
         "model_type": "gpt2",
         "vocab_size": hparams["n_vocab"],
@@ -551,7 +695,11 @@ def write_synthetic_gpt2_safetensors(path, hparams=None, seed=123):
         "n_head": hparams["n_head"],
         "n_layer": hparams["n_layer"],
     }
-    (path.parent / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
+    config_text = json.dumps(config, indent=2)
+    _refuse_to_overwrite_other_checkpoint(path.parent / "config.json", config_text, ("config.json", path.name))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(state_dict, str(path))
+    (path.parent / "config.json").write_text(config_text, encoding="utf-8")
     return path
 
 
