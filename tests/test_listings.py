@@ -1,0 +1,124 @@
+"""책의 예제 코드(리스팅)가 장 노트북의 코드 셀에 있고, 요약 모듈의 코드와 같은지 확인한다.
+
+d2l 방식: 독자가 노트북에서 읽는 코드가 뒤의 장이 가져다 쓰는 모듈의 코드와 같아야 한다. 노트북의 코드 셀을
+ast 로 읽어 이름마다 (마지막) 정의를 찾고, 독스트링을 뺀 ``ast.dump`` 를 모듈의 정의와 비교한다(주석과 공백은
+ast 에 남지 않으므로 달라도 된다).
+
+새 장을 더하려면 ``LISTINGS`` 에 (노트북 경로, 모듈 이름, [이름들]) 한 줄을 더한다.
+"""
+
+import ast
+import importlib
+import inspect
+import json
+import re
+import textwrap
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# (저장소 기준 노트북 경로, 요약 모듈, 노트북이 책의 순서대로 보여 주는 리스팅 이름들)
+LISTINGS = [
+    (
+        "ch02/01_main-chapter-code/ch02.ipynb",
+        "llm_from_scratch.ch02",
+        ["SimpleTokenizerV1", "SimpleTokenizerV2", "GPTDatasetV1", "create_dataloader_v1"],
+    ),
+    (
+        "ch03/01_main-chapter-code/ch03.ipynb",
+        "llm_from_scratch.ch03",
+        ["SelfAttention_v1", "SelfAttention_v2", "CausalAttention", "MultiHeadAttentionWrapper", "MultiHeadAttention"],
+    ),
+    (
+        "ch04/01_main-chapter-code/ch04.ipynb",
+        "llm_from_scratch.ch04",
+        ["LayerNorm", "GELU", "FeedForward", "TransformerBlock", "GPTModel", "generate_text_simple"],
+    ),
+    (
+        "appendix-A/01_main-chapter-code/code-part1.ipynb",
+        "llm_from_scratch.appendix_a",
+        ["NeuralNetwork", "ToyDataset", "compute_accuracy"],
+    ),
+]
+
+_MAGIC = re.compile(r"^\s*[!%].*$", re.MULTILINE)  # IPython 매직(!git, %pip)은 파이썬 문법이 아니다
+
+
+def _strip_docstrings(node):
+    for child in ast.walk(node):
+        if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Module)):
+            body = child.body
+            first = body[0] if body else None
+            if (
+                isinstance(first, ast.Expr)
+                and isinstance(first.value, ast.Constant)
+                and isinstance(first.value.value, str)
+            ):
+                child.body = body[1:] or [ast.Pass()]
+    return node
+
+
+def _dump(node):
+    return ast.dump(_strip_docstrings(node), include_attributes=False)
+
+
+def notebook_definitions(notebook_path):
+    """노트북 코드 셀의 맨 위 수준 정의를 셀 순서대로 모은다: [(이름, 셀 번호, ast 노드)]."""
+    cells = json.loads(Path(notebook_path).read_text(encoding="utf-8"))["cells"]
+    found = []
+    for index, cell in enumerate(cells):
+        if cell["cell_type"] != "code":
+            continue
+        source = _MAGIC.sub("", "".join(cell["source"]))
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:
+            continue
+        for node in tree.body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                found.append((node.name, index, node))
+    return found
+
+
+def module_definition(module_name, name):
+    obj = getattr(importlib.import_module(module_name), name)
+    node = ast.parse(textwrap.dedent(inspect.getsource(obj))).body[0]
+    assert node.name == name
+    return node
+
+
+CASES = [(nb, mod, name) for nb, mod, names in LISTINGS for name in names]
+
+
+@pytest.mark.parametrize(
+    ("notebook", "module_name", "name"), CASES, ids=[f"{m.split('.')[-1]}-{n}" for _, m, n in CASES]
+)
+def test_listing_in_notebook_is_the_module_code(notebook, module_name, name):
+    definitions = [node for def_name, _, node in notebook_definitions(REPO_ROOT / notebook) if def_name == name]
+    assert definitions, f"{notebook}의 코드 셀에 `{name}` 정의가 없습니다. 책의 리스팅을 코드 셀로 보여 주세요."
+    shown = _dump(definitions[-1])
+    expected = _dump(module_definition(module_name, name))
+    assert shown == expected, (
+        f"{notebook}의 `{name}`(마지막 정의)이 {module_name}의 코드와 다릅니다. 둘을 같은 코드로 맞추세요."
+    )
+
+
+@pytest.mark.parametrize(
+    ("notebook", "module_name", "names"), LISTINGS, ids=[row[1].split(".")[-1] for row in LISTINGS]
+)
+def test_listings_appear_in_the_books_order(notebook, module_name, names):
+    first_cell = {}
+    for def_name, index, _ in notebook_definitions(REPO_ROOT / notebook):
+        first_cell.setdefault(def_name, index)
+    positions = [first_cell.get(name, -1) for name in names]
+    assert positions == sorted(positions), f"{notebook}: 리스팅이 책의 순서가 아닙니다: {dict(zip(names, positions))}"
+
+
+def test_docstrings_and_comments_do_not_count():
+    with_doc = ast.parse('def f(x):\n    """설명."""\n    return x  # 주석\n').body[0]
+    without = ast.parse("def f(x):\n    return x\n").body[0]
+    different = ast.parse("def f(x):\n    return x + 1\n").body[0]
+    assert _dump(with_doc) == _dump(without)
+    assert _dump(with_doc) != _dump(different)
