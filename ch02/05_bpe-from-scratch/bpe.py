@@ -352,6 +352,10 @@ class BPETokenizerSimple:
                 data.extend(BYTE_DECODER[c] for c in token)
         return data.decode("utf-8", errors="replace")
 
+    def clear_cache(self):
+        """조각별 인코딩 캐시를 비운다(처음 인코딩하는 속도를 잴 때)."""
+        self._cache = {}
+
     def token_bytes(self, token_id):
         """토큰 하나가 나타내는 바이트(토큰을 사람이 읽을 수 있게 보여 줄 때 쓴다)."""
         token = self.vocab[token_id]
