@@ -1,0 +1,274 @@
+"""7장 보너스: 중복 찾기, LLM 심판(Ollama·OpenAI 가짜 서버), 심판 상관관계, 데이터 생성, 선호 데이터 만들기."""
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CH07 = REPO_ROOT / "ch07"
+UTILS_DIR = CH07 / "02_dataset-utilities"
+EVAL_DIR = CH07 / "03_model-evaluation"
+GEN_DIR = CH07 / "05_dataset-generation"
+
+
+def _load(path, name):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+dedup = _load(UTILS_DIR / "find_near_duplicates.py", "find_near_duplicates")
+services = _load(EVAL_DIR / "llm_services.py", "llm_services")
+generation = _load(GEN_DIR / "dataset_generation.py", "dataset_generation")
+
+
+def _json(path):
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+# ---------------------------------------------------------------------------
+# 02 중복 찾기
+# ---------------------------------------------------------------------------
+
+
+def test_near_duplicates_in_instruction_examples_are_the_three_known_pairs():
+    data = _json(UTILS_DIR / "instruction-examples.json")
+    pairs = dedup.find_all_near_duplicates(data, threshold=0.9)
+    found = [(data[i]["instruction"], data[j]["instruction"], round(s, 2)) for i, j, s in pairs["instruction"]]
+    assert found == [
+        ("Edit the following sentence to make it more formal.", "Edit the sentence to make it more formal.", 0.94),
+        ("Name a dwarf planet in our solar system.", "Name a dwarf planet in our solar system.", 1.00),
+        ("Change the sentences from active voice to passive voice.",
+         "Change the sentence from passive to active voice.", 0.91),
+    ]
+    assert pairs["input"] == []  # 빈 입력끼리는 중복이 아니다
+    assert [(i, j) for i, j, _ in pairs["output"]] == [(73, 74)]
+
+
+def test_remove_near_duplicates_keeps_the_first_of_each_pair():
+    data = [{"instruction": "Name a planet."}, {"instruction": "Translate cat."}, {"instruction": "Name a planet!"}]
+    pairs = dedup.find_all_near_duplicates(data)
+    assert [(i, j) for i, j, _ in pairs["instruction"]] == [(0, 2)]
+    assert dedup.remove_near_duplicates(data, pairs) == data[:2]
+    with pytest.raises(ValueError, match="threshold"):
+        dedup.find_near_duplicates(["a", "b"], threshold=1.5)
+    with pytest.raises(KeyError, match="output"):
+        dedup.find_all_near_duplicates(data, keys=["output"])
+
+
+def test_dedup_script_writes_a_new_file_and_never_overwrites(tmp_path, capsys):
+    source = tmp_path / "data.json"
+    source.write_text((UTILS_DIR / "instruction-examples.json").read_text(encoding="utf-8"), encoding="utf-8")
+    before = source.read_bytes()
+    dedup.main(["--json-file", str(source), "--remove-duplicates"])
+    out = capsys.readouterr().out
+    assert "0.94 | [42]" in out and "비슷한 쌍 0개" in out
+    cleaned = _json(tmp_path / "data-deduplicated.json")
+    assert len(cleaned) == 200 - 3  # instruction 쌍의 뒤쪽 105, 74, 109 (output 의 74 와 겹친다)
+    assert source.read_bytes() == before
+    for extra, message in (([], "이미 있습니다"), (["--json-output-file", str(source)], "덮어쓰지")):
+        with pytest.raises(SystemExit):
+            dedup.main(["--json-file", str(source), "--remove-duplicates", *extra])
+        assert message in capsys.readouterr().err
+    assert source.read_bytes() == before
+
+
+def test_dedup_script_help_is_korean(capsys):
+    with pytest.raises(SystemExit):
+        dedup.main(["--help"])
+    assert "코사인 유사도" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------------------
+# 03 LLM 심판과 가짜 서버
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def eval_data():
+    return _json(EVAL_DIR / "eval-example-data.json")
+
+
+def test_eval_data_has_100_entries_with_two_model_responses(eval_data):
+    assert len(eval_data) == 100
+    assert {"instruction", "input", "output", "model 1 response", "model 2 response"} <= set(eval_data[0])
+
+
+def test_ollama_judge_scores_through_fake_ollama_chat(eval_data):
+    with services.FakeOllamaServer(services.overlap_judge_reply) as server:
+        assert services.ollama_available(server.chat_url)
+        judge = services.OllamaJudge(url=server.chat_url)
+        scores = judge.score_all(eval_data[:3], "model 1 response", show_progress=False)
+    assert all(isinstance(s, int) and 0 <= s <= 100 for s in scores)
+    body = server.requests[0]
+    assert body["model"] == "llama3" and body["options"]["temperature"] == 0.0
+    assert eval_data[0]["model 1 response"] in body["messages"][-1]["content"]
+
+
+def test_unparsable_judge_reply_becomes_none_in_place(eval_data):
+    replies = iter(["87", "I think 40", "100."])
+    with services.FakeOllamaServer(lambda prompt: next(replies)) as server:
+        scores = services.OllamaJudge(url=server.chat_url).score_all(eval_data[:3], "model 2 response",
+                                                                     show_progress=False)
+    assert scores == [87, None, 100]
+    assert services.summarize_scores(scores) == {"count": 2, "mean": 93.5, "unparsed": 1}
+
+
+def test_ollama_raw_generate_sends_the_prompt_untemplated():
+    with services.FakeOllamaServer(lambda prompt: "What is the capital of France?<|eot_id|>") as server:
+        text = services.ollama_generate_raw(generation.LLAMA3_USER_HEADER, url=server.generate_url, seed=7)
+    assert text == "What is the capital of France?<|eot_id|>"
+    assert server.requests[0]["raw"] is True and server.requests[0]["prompt"] == generation.LLAMA3_USER_HEADER
+    assert server.requests[0]["options"]["seed"] == 7
+
+
+def test_missing_services_give_korean_messages(monkeypatch, tmp_path):
+    closed = "http://127.0.0.1:9/api/chat"  # 9번 포트(discard)에는 아무도 듣지 않는다
+    assert not services.ollama_available(closed)
+    with pytest.raises(ConnectionError, match="ollama serve"):
+        services.require_ollama(closed)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(RuntimeError, match="OPENAI_API_KEY"):
+        services.load_openai_api_key(tmp_path / "config.json")
+    (tmp_path / "config.json").write_text('{"OPENAI_API_KEY": "sk-from-file"}', encoding="utf-8")
+    assert services.load_openai_api_key(tmp_path / "config.json") == "sk-from-file"
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-from-env")
+    assert services.load_openai_api_key(tmp_path / "config.json") == "sk-from-env"
+    client = services.make_openai_client(base_url="http://127.0.0.1:9/v1", timeout=2)
+    with pytest.raises(ConnectionError, match="연결할 수 없습니다"):
+        services.openai_chat(client, "hi")
+
+
+def test_openai_judge_scores_through_fake_openai_server(eval_data):
+    with services.FakeOpenAIServer(services.overlap_judge_reply) as server:
+        client = services.make_openai_client(api_key="sk-test", base_url=server.base_url)
+        scores = services.OpenAIJudge(client, model="gpt-4o-mini").score_all(eval_data[:2], "model 1 response",
+                                                                              show_progress=False)
+        reply = services.openai_chat(client, "Say hi", system="Be brief.")
+    assert all(isinstance(s, int) for s in scores)
+    assert server.requests[0]["model"] == "gpt-4o-mini" and server.requests[0]["seed"] == 123
+    assert server.requests[-1]["messages"][0] == {"role": "system", "content": "Be brief."}
+    assert reply == "50"  # 채점 프롬프트가 아니면 연습용 심판은 50을 답한다
+
+
+def test_overlap_judge_reply_rewards_matching_answers():
+    from llm_from_scratch.ch07 import format_scoring_prompt
+
+    entry = {"instruction": "Name a dwarf planet.", "input": "", "output": "Pluto is a dwarf planet."}
+    perfect = format_scoring_prompt({**entry, "r": "Pluto is a dwarf planet."}, "r")
+    wrong = format_scoring_prompt({**entry, "r": "Mars."}, "r")
+    assert services.overlap_judge_reply(perfect) == "100"
+    assert services.overlap_judge_reply(wrong) == "0"
+
+
+def test_judge_correlation_between_gpt4_and_llama3_for_model_1():
+    from scipy import stats
+
+    gpt4 = _json(EVAL_DIR / "scores" / "gpt4-model-1-response.json")
+    llama3 = _json(EVAL_DIR / "scores" / "llama3-8b-model-1-response.json")
+    assert len(gpt4) == len(llama3) == 100
+    assert round(stats.pearsonr(gpt4, llama3)[0], 5) == 0.80489
+    assert round(stats.spearmanr(gpt4, llama3)[0], 6) == 0.698406
+    assert round(stats.kendalltau(gpt4, llama3)[0], 5) == 0.57292
+    assert len(_json(EVAL_DIR / "scores" / "llama3-8b-model-2-response.json")) == 99
+
+
+# ---------------------------------------------------------------------------
+# 05 데이터 생성
+# ---------------------------------------------------------------------------
+
+
+def test_magpie_generation_sends_only_the_user_header_then_asks_for_the_answer():
+    sent = []
+
+    def generate_raw(prompt, seed):
+        sent.append((prompt, seed))
+        return "" if seed == 124 else f"Instruction number {seed}.<|eot_id|><|start_header_id|>assistant"
+
+    entries = generation.generate_magpie_dataset(3, generate_raw, lambda text: f" Answer to: {text} ",
+                                                 seed=123, show_progress=False)
+    assert [e["instruction"] for e in entries] == ["Instruction number 123.", "Instruction number 127.",
+                                                   "Instruction number 125."]
+    assert entries[0]["output"] == "Answer to: Instruction number 123."
+    assert all(prompt == "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\n" for prompt, _ in sent)
+    with pytest.raises(RuntimeError, match="빈 지시"):
+        generation.generate_magpie_dataset(1, lambda prompt, seed: "<|eot_id|>", str, show_progress=False)
+
+
+def test_shipped_magpie_data_has_instruction_and_output():
+    data = _json(GEN_DIR / "instruction-data-llama3-7b.json")
+    assert len(data) == 5 and all({"instruction", "output"} <= set(e) for e in data)
+
+
+@pytest.mark.parametrize(
+    ("reply", "instruction", "answer"),
+    [
+        ("Good.\n[New Instruction] Explain photosynthesis to a child. [End]\n[Better Answer]\nPlants eat light.\n[End]",
+         "Explain photosynthesis to a child.", "Plants eat light."),
+        ("Format: [New Instruction] ... [End]\nHere it is: [New Instruction] Name two moons. [End]",
+         "Name two moons.", None),
+        ("[New Instruction] Missing end tag", None, None),
+        ("[Better Answer]   [End] and nothing else", None, None),
+        ("No tags at all.", None, None),
+        ("[End] [Better Answer] Real answer. [End]", None, "Real answer."),
+        (None, None, None),
+    ],
+)
+def test_reflection_extraction_handles_canned_and_malformed_replies(reply, instruction, answer):
+    assert generation.extract_new_instruction(reply) == instruction
+    assert generation.extract_better_answer(reply) == answer
+
+
+def test_reflect_entry_keeps_originals_when_the_reply_is_malformed():
+    entry = {"instruction": "Name a color.", "input": "", "output": "Red."}
+    good = iter(["[New Instruction] Name a primary color and explain why. [End]", "[Better Answer] Blue. [End]"])
+    improved = generation.reflect_entry(entry, lambda prompt: next(good))
+    assert improved["instruction"] == "Name a primary color and explain why." and improved["output"] == "Blue."
+    assert improved["reflection"] == {"instruction_changed": True, "output_changed": True}
+    kept = generation.reflect_entry(entry, lambda prompt: "I refuse to use the format.")
+    assert (kept["instruction"], kept["output"]) == ("Name a color.", "Red.")
+    assert kept["reflection"] == {"instruction_changed": False, "output_changed": False}
+    assert "[New Instruction]" in generation.instruction_reflection_prompt("a", "b")
+    assert "[Better Answer]" in generation.response_reflection_prompt("a", "b")
+
+
+# ---------------------------------------------------------------------------
+# 04 선호 데이터 만들기
+# ---------------------------------------------------------------------------
+
+
+def test_preference_data_is_reproducible_and_maps_polite_to_chosen():
+    from llm_from_scratch.dpo.preference_data import create_preference_data, rewrite_prompt
+
+    entries = [{"instruction": f"Task {i}", "input": "", "output": f"Answer {i}."} for i in range(6)]
+
+    def ask(prompt):
+        tone = "impolite" if "more impolite" in prompt else "polite"
+        return f"[{tone}] rewrite"
+
+    first = create_preference_data(entries, ask, seed=123, show_progress=False)
+    assert first == create_preference_data(entries, ask, seed=123, show_progress=False)
+    for entry, result in zip(entries, first):
+        if result["chosen"] == "[polite] rewrite":
+            assert result["rejected"] == entry["output"]
+        else:
+            assert result["chosen"] == entry["output"] and result["rejected"] == "[impolite] rewrite"
+    assert {r["chosen"] == "[polite] rewrite" for r in first} == {True, False}
+    assert "Task 0" in rewrite_prompt(entries[0], "polite")
+    with pytest.raises(ValueError, match="politeness"):
+        rewrite_prompt(entries[0], "rude")
+
+
+def test_preference_rewrites_go_through_fake_ollama_deterministically():
+    from llm_from_scratch.dpo.preference_data import create_preference_data
+
+    entries = [{"instruction": "Say hello.", "input": "", "output": "Hello."}] * 2
+    with services.FakeOllamaServer(lambda prompt: "Hello there, friend." if "more polite" in prompt else "What.") as srv:
+        data = create_preference_data(entries, lambda p: services.ollama_chat(p, url=srv.chat_url), show_progress=False)
+    assert all(e["chosen"] in ("Hello there, friend.", "Hello.") for e in data)
+    assert len(data) == 2 and srv.requests[0]["options"]["temperature"] == 0.0
