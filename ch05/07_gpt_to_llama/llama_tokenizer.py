@@ -1,0 +1,128 @@
+"""Llama 토크나이저: Llama 2 는 SentencePiece, Llama 3 은 tiktoken 기반 BPE 와 특수 토큰, 그리고 채팅 형식."""
+
+from pathlib import Path
+
+import tiktoken
+from tiktoken.load import load_tiktoken_bpe
+
+__all__ = [
+    "LLAMA3_PATTERN",
+    "LLAMA3_SPECIAL_TOKENS",
+    "ChatFormat",
+    "Llama2Tokenizer",
+    "Llama3Tokenizer",
+]
+
+
+def _existing_file(path, what):
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{what} 파일 {path} 가 없습니다. download_llama_files 로 받거나 경로를 확인하세요."
+        )
+    return path
+
+
+class Llama2Tokenizer:
+    """Llama 2 의 SentencePiece 토크나이저(``tokenizer.model``). 어휘 32,000개, BOS=1, EOS=2."""
+
+    def __init__(self, model_path):
+        import sentencepiece as spm
+
+        self.sp = spm.SentencePieceProcessor(model_file=str(_existing_file(model_path, "SentencePiece 모델")))
+        self.bos_id = self.sp.bos_id()
+        self.eos_id = self.sp.eos_id()
+        self.n_vocab = self.sp.get_piece_size()
+
+    def encode(self, text, bos=True, eos=False):
+        ids = self.sp.encode(text)
+        return ([self.bos_id] if bos else []) + ids + ([self.eos_id] if eos else [])
+
+    def decode(self, ids):
+        return self.sp.decode(list(ids))
+
+
+# Llama 3 이 텍스트를 조각으로 나누는 정규식: GPT-2 의 것과 비슷하지만 숫자를 세 자리까지만 묶는다
+LLAMA3_PATTERN = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+
+# 이름이 있는 특수 토큰. 128,000 부터 256개가 특수 토큰 자리이고, 나머지는 <|reserved_special_token_i|> (128002 + i)
+LLAMA3_SPECIAL_TOKENS = {
+    "<|begin_of_text|>": 128_000,
+    "<|end_of_text|>": 128_001,
+    "<|start_header_id|>": 128_006,
+    "<|end_header_id|>": 128_007,
+    "<|eot_id|>": 128_009,
+}
+
+
+class Llama3Tokenizer:
+    """Llama 3 의 tiktoken 기반 BPE 토크나이저(``original/tokenizer.model``: base64 토큰과 순위가 한 줄씩)."""
+
+    def __init__(self, model_path):
+        path = _existing_file(model_path, "Llama 3 토크나이저")
+        mergeable_ranks = load_tiktoken_bpe(str(path))
+        self.special = dict(LLAMA3_SPECIAL_TOKENS)
+        taken = set(self.special.values())
+        self.special.update(
+            {f"<|reserved_special_token_{i}|>": 128_002 + i for i in range(256) if 128_002 + i not in taken}
+        )
+        self.model = tiktoken.Encoding(
+            name=path.name, pat_str=LLAMA3_PATTERN, mergeable_ranks=mergeable_ranks, special_tokens=self.special
+        )
+        self.bos_id = self.special["<|begin_of_text|>"]
+        self.eos_id = self.special["<|end_of_text|>"]
+        self.eot_id = self.special["<|eot_id|>"]
+
+    def encode(self, text, bos=False, eos=False, allowed_special=frozenset()):
+        """텍스트를 토큰 ID 로. 특수 토큰 문자열은 ``allowed_special`` 에 있을 때만 특수 토큰이 된다."""
+        ids = self.model.encode(text, allowed_special=allowed_special, disallowed_special=())
+        return ([self.bos_id] if bos else []) + ids + ([self.eos_id] if eos else [])
+
+    def decode(self, ids):
+        return self.model.decode(list(ids))
+
+
+class ChatFormat:
+    """Llama 3 지시(Instruct) 모델의 대화 형식.
+
+    ``<|begin_of_text|><|start_header_id|>user<|end_header_id|>\\n\\n{내용}<|eot_id|>`` 처럼 메시지마다
+    역할 머리글과 ``<|eot_id|>`` 를 붙이고, 끝에 어시스턴트 머리글을 두어 모델이 대답을 이어 쓰게 한다.
+    """
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+
+    def encode_header(self, role):
+        special = self.tokenizer.special
+        return (
+            [special["<|start_header_id|>"]]
+            + self.tokenizer.encode(role)
+            + [special["<|end_header_id|>"]]
+            + self.tokenizer.encode("\n\n")
+        )
+
+    def encode_message(self, role, content):
+        return self.encode_header(role) + self.tokenizer.encode(content.strip()) + [self.tokenizer.eot_id]
+
+    def encode_dialog(self, messages):
+        """``[{"role": "system"|"user"|"assistant", "content": ...}, …]`` 를 모델 입력 토큰으로."""
+        ids = [self.tokenizer.bos_id]
+        for message in messages:
+            if message.get("role") not in ("system", "user", "assistant"):
+                raise ValueError(f"역할은 system, user, assistant 중 하나여야 합니다(받은 값: {message.get('role')!r}).")
+            ids += self.encode_message(message["role"], message["content"])
+        return ids + self.encode_header("assistant")
+
+    def encode(self, user_message, system_message=None):
+        """사용자 메시지 하나(와 선택적인 시스템 메시지)로 모델 입력을 만든다."""
+        messages = [{"role": "system", "content": system_message}] if system_message else []
+        return self.encode_dialog(messages + [{"role": "user", "content": user_message}])
+
+    def decode(self, ids):
+        """생성된 토큰에서 첫 ``<|eot_id|>`` 앞까지를 텍스트로."""
+        ids = list(ids)
+        if self.tokenizer.eot_id in ids:
+            ids = ids[: ids.index(self.tokenizer.eot_id)]
+        return self.tokenizer.decode(ids)
