@@ -441,7 +441,7 @@ def test_tokenizers_name_the_missing_file(tmp_path):
 class _GatedHandler(http.server.BaseHTTPRequestHandler):
     body = b"fake tokenizer ranks\n"
 
-    def do_GET(self):  # noqa: N802 — http.server 의 이름
+    def do_GET(self):
         type(self).seen.append((self.path, self.headers.get("Authorization")))
         if self.headers.get("Authorization") != "Bearer secret-token":
             self.send_response(401)

@@ -13,10 +13,10 @@ from torch import nn
 
 __all__ = [
     "LLAMA2_CONFIG_7B",
+    "LLAMA3_CONFIG_8B",
     "LLAMA31_CONFIG_8B",
     "LLAMA32_CONFIG_1B",
     "LLAMA32_CONFIG_3B",
-    "LLAMA3_CONFIG_8B",
     "FeedForward",
     "GroupedQueryAttention",
     "Llama2Model",
