@@ -324,6 +324,7 @@ def overlap_judge_reply(prompt):
     """연습용 심판의 답: 채점 프롬프트에서 정답과 응답을 찾아 단어 F1 점수(0~100)를 문자열로 돌려준다.
 
     진짜 LLM 심판의 판단이 아니라, 정답과 단어가 많이 겹칠수록 높은 점수를 주는 결정적인 규칙이다.
+    정답의 숫자가 응답에 하나라도 없으면 절반으로 깎는다("10 cm"를 "3 cm"로 답한 경우).
     """
     reference = re.search(r"The reference answer is `(.*?)`\.", prompt, re.DOTALL)
     answer = re.search(r"Rate the following answer `(.*?)` on a scale", prompt, re.DOTALL)
@@ -334,4 +335,7 @@ def overlap_judge_reply(prompt):
     if common == 0:
         return "0"
     precision, recall = common / len(ans_words), common / len(ref_words)
-    return str(round(100 * 2 * precision * recall / (precision + recall)))
+    score = 100 * 2 * precision * recall / (precision + recall)
+    if not {w for w in ref_words if w.isdigit()} <= set(ans_words):
+        score /= 2
+    return str(round(score))
