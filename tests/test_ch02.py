@@ -189,3 +189,55 @@ def test_loader_that_would_be_empty_raises(raw_text):
 def test_batch_size_below_one_raises(raw_text):
     with pytest.raises(ValueError, match="batch_size"):
         create_dataloader_v1(raw_text, batch_size=0)
+
+
+def test_v1_unseen_word_error_is_a_key_error_with_a_korean_message(vocab_v1):
+    with pytest.raises(KeyError) as info:
+        SimpleTokenizerV1(vocab_v1).encode("Hello, do you like tea?")
+    assert "어휘 사전에 없는 토큰" in info.value.args[0]
+    assert "SimpleTokenizerV2" in info.value.args[0]
+
+
+def test_decode_of_an_unknown_id_names_the_id(vocab_v1):
+    with pytest.raises(KeyError, match="5000"):
+        SimpleTokenizerV1(vocab_v1).decode([1, 5000])
+
+
+def test_v2_needs_unk_in_the_vocabulary(vocab_v1):
+    with pytest.raises(ValueError, match=r"<\|unk\|>"):
+        SimpleTokenizerV2(vocab_v1)
+
+
+def test_v2_decode_round_trips_known_words(vocab_v2):
+    tokenizer = SimpleTokenizerV2(vocab_v2)
+    assert tokenizer.decode(tokenizer.encode("the last he painted.")) == "the last he painted."
+
+
+def test_dataset_with_a_disallowed_special_token_gives_a_korean_error(gpt2_tokenizer):
+    # gpt2 에 특수 토큰 하나를 더한 인코딩: <|pad|> 는 allowed_special 에 없다
+    extended = tiktoken.Encoding(
+        name="gpt2_with_pad",
+        pat_str=gpt2_tokenizer._pat_str,
+        mergeable_ranks=gpt2_tokenizer._mergeable_ranks,
+        special_tokens={**gpt2_tokenizer._special_tokens, "<|pad|>": 50257},
+    )
+    text = "one two three four five six <|pad|> seven <|endoftext|> eight"
+    with pytest.raises(ValueError, match="허용하지 않은 특수 토큰"):
+        GPTDatasetV1(text, extended, max_length=2, stride=1)
+    # <|endoftext|> 는 문서 경계로 허용된다
+    dataset = GPTDatasetV1("one two <|endoftext|> three four", extended, max_length=2, stride=1)
+    assert 50256 in torch.cat([x for x, _ in dataset]).tolist()
+
+
+@pytest.mark.parametrize("bad", [2.5, "4", True, None])
+def test_max_length_and_stride_must_be_integers(raw_text, gpt2_tokenizer, bad):
+    with pytest.raises(ValueError, match="정수"):
+        GPTDatasetV1(raw_text, gpt2_tokenizer, max_length=bad, stride=1)
+    with pytest.raises(ValueError, match="stride"):
+        GPTDatasetV1(raw_text, gpt2_tokenizer, max_length=4, stride=bad)
+
+
+@pytest.mark.parametrize("bad", [0, -2, 1.5, "8"])
+def test_batch_size_must_be_a_positive_integer(raw_text, bad):
+    with pytest.raises(ValueError, match="batch_size"):
+        create_dataloader_v1(raw_text, batch_size=bad)
