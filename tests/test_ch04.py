@@ -218,3 +218,31 @@ def test_gpt_script_help(tmp_path):
     result = run_script("--help", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "--max-new-tokens" in result.stdout
+
+
+@pytest.mark.parametrize("bad", [-1, 2.5, None])
+def test_generate_text_simple_rejects_bad_max_new_tokens(bad):
+    with pytest.raises(ValueError, match="max_new_tokens"):
+        generate_text_simple(tiny_model(), torch.tensor([[1, 2]]), max_new_tokens=bad, context_size=16)
+
+
+@pytest.mark.parametrize("bad", [0, -3, 1.0])
+def test_generate_text_simple_rejects_context_size_below_one(bad):
+    with pytest.raises(ValueError, match="context_size"):
+        generate_text_simple(tiny_model(), torch.tensor([[1, 2]]), max_new_tokens=2, context_size=bad)
+
+
+def test_generate_text_simple_rejects_an_empty_prompt():
+    with pytest.raises(ValueError, match="빈 프롬프트"):
+        generate_text_simple(tiny_model(), torch.zeros(1, 0, dtype=torch.long), max_new_tokens=2, context_size=16)
+
+
+@pytest.mark.parametrize("bad_id", [TINY_CFG["vocab_size"], -1])
+def test_generate_text_simple_rejects_token_ids_outside_the_vocabulary(bad_id):
+    with pytest.raises(ValueError, match=rf"0 이상 {TINY_CFG['vocab_size']} 미만.*{bad_id}"):
+        generate_text_simple(tiny_model(), torch.tensor([[1, bad_id]]), max_new_tokens=2, context_size=16)
+
+
+def test_generate_text_simple_with_zero_new_tokens_returns_the_prompt():
+    prompt = torch.tensor([[5, 6, 7]])
+    assert torch.equal(generate_text_simple(tiny_model(), prompt, max_new_tokens=0, context_size=16), prompt)

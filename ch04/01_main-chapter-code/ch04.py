@@ -42,7 +42,7 @@ GPT2_MODEL_CONFIGS = {
 
 
 class LayerNorm(nn.Module):
-    """마지막 차원을 평균 0, 분산 1로 맞춘 뒤 학습되는 scale, shift 를 적용한다."""
+    """마지막 차원을 평균 0, 분산 1로 맞춘 뒤 학습되는 scale, shift를 적용한다."""
 
     def __init__(self, emb_dim):
         super().__init__()
@@ -52,7 +52,7 @@ class LayerNorm(nn.Module):
 
     def forward(self, x):
         mean = x.mean(dim=-1, keepdim=True)
-        var = x.var(dim=-1, keepdim=True, unbiased=False)  # GPT-2 처럼 n 으로 나눈다
+        var = x.var(dim=-1, keepdim=True, unbiased=False)  # GPT-2처럼 n으로 나눈다
         return self.scale * (x - mean) / torch.sqrt(var + self.eps) + self.shift
 
 
@@ -61,7 +61,7 @@ SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 
 
 class GELU(nn.Module):
-    """GPT-2 가 쓴 tanh 근사 GELU 활성화 함수."""
+    """GPT-2가 쓴 tanh 근사 GELU 활성화 함수."""
 
     def forward(self, x):
         return 0.5 * x * (1 + torch.tanh(SQRT_2_OVER_PI * (x + 0.044715 * x**3)))
@@ -85,8 +85,8 @@ class FeedForward(nn.Module):
 class TransformerBlock(nn.Module):
     """사전 층 정규화(pre-LN) -> 어텐션 -> 숏컷, 사전 층 정규화 -> 피드 포워드 -> 숏컷.
 
-    ``cfg`` 에 ``drop_rate_attn``, ``drop_rate_shortcut`` 이 있으면 그 값을, 없으면 ``drop_rate`` 를 쓴다
-    (연습문제 4.3).
+    ``cfg``에 ``drop_rate_attn``, ``drop_rate_shortcut``이 있으면 그 값을, 없으면 ``drop_rate``를 쓴다
+    (연습 문제 4.3).
     """
 
     def __init__(self, cfg):
@@ -113,7 +113,7 @@ class TransformerBlock(nn.Module):
 class GPTModel(nn.Module):
     """GPT-2 구조: 토큰·위치 임베딩 -> 트랜스포머 블록 n_layers 개 -> 최종 층 정규화 -> 어휘 크기 로짓.
 
-    ``cfg`` 에 ``drop_rate_emb`` 이 있으면 임베딩 드롭아웃에 그 값을 쓴다(연습문제 4.3).
+    ``cfg``에 ``drop_rate_emb``이 있으면 임베딩 드롭아웃에 그 값을 쓴다(연습 문제 4.3).
     """
 
     def __init__(self, cfg):
@@ -132,7 +132,7 @@ class GPTModel(nn.Module):
         context_length = self.pos_emb.num_embeddings
         if seq_len > context_length:
             raise ValueError(
-                f"입력 길이 {seq_len} 토큰이 모델의 context_length {context_length} 보다 깁니다. "
+                f"입력 길이 {seq_len} 토큰이 모델의 context_length {context_length}보다 깁니다. "
                 f"입력을 마지막 {context_length} 토큰으로 자르세요."
             )
         tok_embeds = self.tok_emb(in_idx)
@@ -144,7 +144,7 @@ class GPTModel(nn.Module):
 
 
 def generate_text_simple(model, idx, max_new_tokens, context_size):
-    """가장 확률이 높은 다음 토큰을 하나씩 붙여 ``max_new_tokens`` 개를 생성한다(탐욕적 디코딩).
+    """가장 확률이 높은 다음 토큰을 하나씩 붙여 ``max_new_tokens``개를 생성한다(그리디 디코딩).
 
     Args:
         model: 로짓을 돌려주는 모델.
@@ -152,10 +152,28 @@ def generate_text_simple(model, idx, max_new_tokens, context_size):
         max_new_tokens: 새로 만들 토큰 수.
         context_size: 모델이 한 번에 볼 수 있는 최대 토큰 수(넘치면 앞쪽을 자른다).
     """
+    if not isinstance(max_new_tokens, int) or isinstance(max_new_tokens, bool) or max_new_tokens < 0:
+        raise ValueError(f"max_new_tokens는 0 이상의 정수여야 합니다(받은 값: {max_new_tokens!r}).")
+    if not isinstance(context_size, int) or isinstance(context_size, bool) or context_size < 1:
+        raise ValueError(f"context_size는 1 이상의 정수여야 합니다(받은 값: {context_size!r}).")
+    if idx.dim() != 2 or idx.shape[1] == 0:
+        raise ValueError(
+            f"idx는 (배치, 토큰 수) 모양에 토큰이 하나 이상 있어야 합니다(받은 모양: {tuple(idx.shape)}). "
+            "빈 프롬프트에서는 생성할 수 없으니 시작 문장을 주세요."
+        )
+    vocab_size = model.tok_emb.num_embeddings
+    if idx.min() < 0 or idx.max() >= vocab_size:
+        raise ValueError(
+            f"토큰 ID는 0 이상 {vocab_size} 미만이어야 합니다(받은 ID: {idx.min().item()}~{idx.max().item()}). "
+            "모델과 같은 어휘 사전의 토크나이저로 인코딩했는지 확인하세요."
+        )
+
     for _ in range(max_new_tokens):
+        # 모델이 볼 수 있는 마지막 context_size 토큰만 남긴다
         idx_cond = idx[:, -context_size:]
         with torch.no_grad():
             logits = model(idx_cond)
+        # 마지막 위치의 로짓에서 가장 큰 값의 토큰을 고른다
         next_token = torch.argmax(logits[:, -1, :], dim=-1, keepdim=True)
         idx = torch.cat((idx, next_token), dim=1)
     return idx
