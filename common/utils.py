@@ -1,12 +1,34 @@
-"""여러 장이 함께 쓰는 작은 도구: QUICK 모드, 장치 선택, 시드 고정."""
+"""여러 장이 함께 쓰는 작은 도구: QUICK 모드, 장치 선택, 시드 고정, 명령줄 인자 검사.
 
+명령줄 인자 검사 함수(``positive_int`` 등)는 ``argparse`` 의 ``type=`` 으로 쓴다. 잘못된 값은 긴 작업이 시작되기
+전, 인자를 읽는 순간에 그 값과 기대한 것을 밝히는 한국어 오류로 거부된다.
+"""
+
+import argparse
+import math
 import os
 import random
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import torch
 
-__all__ = ["QUICK", "get_device", "is_quick", "set_seed"]
+__all__ = [
+    "DEVICE_CHOICES",
+    "QUICK",
+    "device_name",
+    "existing_file",
+    "get_device",
+    "is_quick",
+    "nonempty_text",
+    "nonnegative_float",
+    "nonnegative_int",
+    "positive_float",
+    "positive_int",
+    "set_seed",
+    "writable_dir",
+]
 
 
 def is_quick() -> bool:
@@ -17,26 +39,140 @@ def is_quick() -> bool:
 QUICK = is_quick()
 
 
-def get_device(preferred: str | None = None) -> torch.device:
+DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
+
+
+def get_device(preferred=None) -> torch.device:
     """쓸 장치를 고른다: CUDA, 그다음 Apple MPS, 마지막으로 CPU.
 
     Args:
-        preferred: "cuda", "mps", "cpu" 처럼 직접 고를 때. None 이면 환경 변수
-            ``LLMFS_DEVICE`` 를 보고, 그것도 없으면 자동으로 고른다.
+        preferred: "auto", "cpu", "cuda"(또는 "cuda:1"), "mps" 처럼 직접 고를 때(``torch.device`` 도 받는다).
+            None 이면 환경 변수 ``LLMFS_DEVICE`` 를 보고, 그것도 없으면 자동으로 고른다.
+            알 수 없는 이름이나 이 머신에 없는 장치면 한국어 ValueError.
     """
     preferred = preferred or os.environ.get("LLMFS_DEVICE") or "auto"
-    if preferred == "auto":
+    if isinstance(preferred, torch.device):
+        preferred = str(preferred)
+    if not isinstance(preferred, str):
+        raise TypeError(f"장치는 {', '.join(DEVICE_CHOICES)} 중 하나의 문자열이어야 합니다(받은 값: {preferred!r}).")
+    name = preferred.strip().lower()
+    if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
         if torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    device = torch.device(preferred)
-    if device.type == "cuda" and not torch.cuda.is_available():
+    kind, _, index = name.partition(":")
+    if kind not in DEVICE_CHOICES or (index and (kind != "cuda" or not index.isdigit())):
+        raise ValueError(
+            f"알 수 없는 장치 {preferred!r} 입니다. {', '.join(DEVICE_CHOICES)} 중 하나(GPU 번호는 'cuda:1' 처럼)를 쓰세요."
+        )
+    if kind == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"장치 {preferred!r} 를 골랐지만 이 머신에서는 CUDA를 쓸 수 없습니다. 'cpu' 나 'auto' 를 쓰세요.")
-    if device.type == "mps" and not torch.backends.mps.is_available():
+    if kind == "cuda" and index and int(index) >= torch.cuda.device_count():
+        raise ValueError(
+            f"장치 {preferred!r} 를 골랐지만 이 머신의 GPU는 {torch.cuda.device_count()}개입니다(번호는 0부터)."
+        )
+    if kind == "mps" and not torch.backends.mps.is_available():
         raise ValueError(f"장치 {preferred!r} 를 골랐지만 이 머신에서는 MPS를 쓸 수 없습니다. 'cpu' 나 'auto' 를 쓰세요.")
-    return device
+    return torch.device(name)
+
+
+# ---------------------------------------------------------------------------
+# 명령줄 인자 검사(argparse 의 type=): 값을 읽는 순간 한국어로 거부한다
+# ---------------------------------------------------------------------------
+
+
+def _number(text, kind):
+    try:
+        value = kind(text)
+    except (TypeError, ValueError):
+        what = "정수" if kind is int else "수"
+        raise argparse.ArgumentTypeError(f"{text!r} 는 {what}가 아닙니다.") from None
+    if kind is float and not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} 는 유한한 수가 아닙니다(nan, inf 는 쓸 수 없습니다).")
+    return value
+
+
+def positive_int(text):
+    """1 이상의 정수(에포크 수, 배치 크기 등)."""
+    value = _number(text, int)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"1 이상의 정수여야 합니다(받은 값: {text}).")
+    return value
+
+
+def nonnegative_int(text):
+    """0 이상의 정수(새로 만들 토큰 수 등)."""
+    value = _number(text, int)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"0 이상의 정수여야 합니다(받은 값: {text}).")
+    return value
+
+
+def positive_float(text):
+    """0보다 큰 유한한 수(학습률, 제한 시간 등)."""
+    value = _number(text, float)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"0보다 큰 수여야 합니다(받은 값: {text}).")
+    return value
+
+
+def nonnegative_float(text):
+    """0 이상의 유한한 수(가중치 감쇠, 온도 등)."""
+    value = _number(text, float)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"0 이상의 수여야 합니다(받은 값: {text}).")
+    return value
+
+
+def nonempty_text(text):
+    """비어 있지 않은 문자열(프롬프트 등)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"비어 있으면 안 됩니다(받은 값: {text!r}). 한 글자 이상 주세요.")
+    return text
+
+
+def device_name(text):
+    """auto, cpu, cuda(cuda:N), mps 중 이 머신에서 쓸 수 있는 장치 이름. 확인한 이름(문자열)을 돌려준다."""
+    try:
+        get_device(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
+def existing_file(text):
+    """이미 있는 파일 경로."""
+    path = Path(text)
+    if not path.is_file():
+        what = "폴더입니다" if path.is_dir() else "없습니다"
+        raise argparse.ArgumentTypeError(f"파일 {text!r} 가 {what}. 있는 파일의 경로를 주세요.")
+    return text
+
+
+def writable_dir(text):
+    """결과를 쓸 폴더. 있으면 그 안에, 없으면 만들어질 가장 가까운 상위 폴더에 시험 파일을 만들었다 지워 확인한다.
+
+    폴더는 만들지 않는다(만드는 것은 스크립트가 쓰기 직전에 한다). 확인한 경로(문자열)를 돌려준다.
+    """
+    path = Path(text).expanduser()
+    probe_dir = path
+    while not probe_dir.exists():
+        if probe_dir.parent == probe_dir:
+            break
+        probe_dir = probe_dir.parent
+    if not probe_dir.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} 에 폴더를 만들 수 없습니다: {probe_dir} 가 폴더가 아니라 파일입니다.")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".llmfs-write-test-", dir=probe_dir)
+        os.close(fd)
+        os.remove(probe)
+    except OSError as error:
+        raise argparse.ArgumentTypeError(
+            f"폴더 {text!r} 에 쓸 수 없습니다({probe_dir}: {error.strerror}). 쓰기 권한이 있는 폴더를 고르세요."
+        ) from None
+    return text
 
 
 def set_seed(seed: int = 123) -> None:

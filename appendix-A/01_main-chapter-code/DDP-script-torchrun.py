@@ -15,6 +15,7 @@ import os
 import torch
 
 from llm_from_scratch.appendix_a import ddp_train
+from llm_from_scratch.utils import positive_int
 
 
 def parse_args():
@@ -25,7 +26,7 @@ def parse_args():
         default="auto",
         help="auto: CUDA 가 있으면 GPU(NCCL), 없으면 CPU(gloo) (기본값: auto)",
     )
-    parser.add_argument("--num-epochs", type=int, default=3, help="에포크 수(기본값: 3)")
+    parser.add_argument("--num-epochs", type=positive_int, default=3, help="에포크 수, 1 이상(기본값: 3)")
     return parser.parse_args()
 
 

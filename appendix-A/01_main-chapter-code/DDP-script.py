@@ -16,6 +16,7 @@ import torch
 import torch.multiprocessing as mp
 
 from llm_from_scratch.appendix_a import ddp_train
+from llm_from_scratch.utils import positive_int
 
 
 def find_free_port():
@@ -35,11 +36,11 @@ def parse_args():
     )
     parser.add_argument(
         "--world-size",
-        type=int,
+        type=positive_int,
         default=None,
         help="프로세스 수(기본값: GPU 면 GPU 개수, CPU 면 2)",
     )
-    parser.add_argument("--num-epochs", type=int, default=3, help="에포크 수(기본값: 3)")
+    parser.add_argument("--num-epochs", type=positive_int, default=3, help="에포크 수, 1 이상(기본값: 3)")
     return parser.parse_args()
 
 

@@ -8,11 +8,11 @@
 
 import argparse
 
-import tiktoken
 import torch
 
 from llm_from_scratch.ch04 import GPT_CONFIG_124M, GPTModel, generate_text_simple
-from llm_from_scratch.utils import QUICK, get_device
+from llm_from_scratch.download import get_gpt2_encoding
+from llm_from_scratch.utils import QUICK, device_name, get_device, nonempty_text, nonnegative_int
 
 # --quick(또는 LLMFS_QUICK=1)일 때 쓰는 아주 작은 설정: 모든 코드 경로를 몇 초 안에 돈다
 TINY_CONFIG = {**GPT_CONFIG_124M, "context_length": 64, "emb_dim": 64, "n_heads": 4, "n_layers": 2}
@@ -20,16 +20,14 @@ TINY_CONFIG = {**GPT_CONFIG_124M, "context_length": 64, "emb_dim": 64, "n_heads"
 
 def main():
     parser = argparse.ArgumentParser(description="훈련하지 않은 GPT 모델로 프롬프트 뒤에 토큰을 생성한다.")
-    parser.add_argument("--prompt", default="Hello, I am", help="시작 문장 (기본: %(default)s)")
-    parser.add_argument("--max-new-tokens", type=int, default=10, help="새로 만들 토큰 수 (기본: %(default)s)")
+    parser.add_argument("--prompt", type=nonempty_text, default="Hello, I am", help="시작 문장 (기본: %(default)s)")
+    parser.add_argument(
+        "--max-new-tokens", type=nonnegative_int, default=10, help="새로 만들 토큰 수, 0 이상 (기본: %(default)s)"
+    )
     parser.add_argument("--seed", type=int, default=123, help="가중치 초기화 시드 (기본: %(default)s)")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda, mps, auto (기본: %(default)s)")
+    parser.add_argument("--device", type=device_name, default="cpu", help="cpu, cuda, mps, auto (기본: %(default)s)")
     parser.add_argument("--quick", action="store_true", help="아주 작은 모델로 빠르게 확인")
     args = parser.parse_args()
-    if args.max_new_tokens < 0:
-        parser.error(f"--max-new-tokens 는 0 이상이어야 합니다(받은 값: {args.max_new_tokens}).")
-    if not args.prompt:
-        parser.error("--prompt 가 비어 있습니다. 한 글자 이상의 문장을 주세요.")
 
     cfg = TINY_CONFIG if args.quick or QUICK else GPT_CONFIG_124M
     device = get_device(args.device)
@@ -37,7 +35,7 @@ def main():
     model = GPTModel(cfg).to(device)
     model.eval()  # 드롭아웃을 끈다
 
-    tokenizer = tiktoken.get_encoding("gpt2")
+    tokenizer = get_gpt2_encoding()
     encoded = tokenizer.encode(args.prompt)
     encoded_tensor = torch.tensor(encoded, device=device).unsqueeze(0)
 

@@ -17,7 +17,7 @@ from transformers import GPT2Config, GPT2LMHeadModel
 
 from llm_from_scratch.ch04 import GPT_CONFIG_124M, generate_text_simple
 from llm_from_scratch.ch05 import load_hf_weights_into_gpt
-from llm_from_scratch.utils import QUICK, get_device
+from llm_from_scratch.utils import QUICK, device_name, get_device, nonempty_text, positive_int
 
 TINY_CONFIG = {**GPT_CONFIG_124M, "context_length": 64, "emb_dim": 64, "n_heads": 4, "n_layers": 2}
 WARMUP_TOKENS = 3
@@ -102,13 +102,17 @@ def run_benchmark(cfg, prompt, max_new_tokens, seed, device, repeats=1):
 
 def main():
     parser = argparse.ArgumentParser(description="KV 캐시 생성 속도를 캐시 없음, transformers 와 비교한다.")
-    parser.add_argument("--prompt", default="Hello, I am", help="시작 문장 (기본: %(default)s)")
-    parser.add_argument("--max-new-tokens", type=int, default=200, help="새로 만들 토큰 수 (기본: %(default)s)")
-    parser.add_argument("--seed", type=int, default=123, help="무작위 가중치의 시드 (기본: %(default)s)")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda, mps, auto (기본: %(default)s)")
-    parser.add_argument("--num-threads", type=int, default=None, help="PyTorch CPU 스레드 수 (기본: PyTorch 기본값)")
+    parser.add_argument("--prompt", type=nonempty_text, default="Hello, I am", help="시작 문장 (기본: %(default)s)")
     parser.add_argument(
-        "--repeats", type=int, default=1, help="방식마다 반복 횟수, 가장 빠른 값을 쓴다 (기본: %(default)s)"
+        "--max-new-tokens", type=positive_int, default=200, help="새로 만들 토큰 수, 1 이상 (기본: %(default)s)"
+    )
+    parser.add_argument("--seed", type=int, default=123, help="무작위 가중치의 시드 (기본: %(default)s)")
+    parser.add_argument("--device", type=device_name, default="cpu", help="cpu, cuda, mps, auto (기본: %(default)s)")
+    parser.add_argument(
+        "--num-threads", type=positive_int, default=None, help="PyTorch CPU 스레드 수 (기본: PyTorch 기본값)"
+    )
+    parser.add_argument(
+        "--repeats", type=positive_int, default=1, help="방식마다 반복 횟수, 가장 빠른 값을 쓴다 (기본: %(default)s)"
     )
     parser.add_argument("--quick", action="store_true", help="아주 작은 모델과 토큰 20개로 빠르게 확인")
     args = parser.parse_args()

@@ -26,7 +26,15 @@ from llm_from_scratch.ch05 import (
     write_synthetic_gpt2_checkpoint,
     write_synthetic_gpt2_safetensors,
 )
-from llm_from_scratch.utils import QUICK, get_device, set_seed
+from llm_from_scratch.utils import (
+    QUICK,
+    device_name,
+    get_device,
+    nonempty_text,
+    nonnegative_float,
+    nonnegative_int,
+    set_seed,
+)
 
 HF_NAME_FOR_SIZE = {size: name for name, size in GPT2_HF_MODEL_NAMES.items()}
 
@@ -47,7 +55,7 @@ def load_gpt2(model_size, source, models_dir, quick):
     state_dict = load_gpt2_safetensors(model_name, models_dir)
     config = json.loads((Path(models_dir) / model_name / "config.json").read_text(encoding="utf-8"))
     model = GPTModel(gpt2_config_from_hparams(config))
-    load_hf_weights_into_gpt(model, state_dict)
+    load_hf_weights_into_gpt(model, state_dict, config)
     return model
 
 
@@ -60,14 +68,16 @@ def main(argv=None):
         choices=("tf", "hf"),
         help="tf: OpenAI TensorFlow 체크포인트(책), hf: Hugging Face safetensors (기본: tf)",
     )
-    parser.add_argument("--prompt", default="Every effort moves you", help="이어 쓸 문장")
-    parser.add_argument("--max-new-tokens", type=int, default=25, help="새로 만들 토큰 수 (기본: 25)")
-    parser.add_argument("--temperature", type=float, default=1.5, help="온도, 0 이면 탐욕적 디코딩 (기본: 1.5)")
+    parser.add_argument("--prompt", type=nonempty_text, default="Every effort moves you", help="이어 쓸 문장")
+    parser.add_argument("--max-new-tokens", type=nonnegative_int, default=25, help="새로 만들 토큰 수 (기본: 25)")
     parser.add_argument(
-        "--top-k", type=int, default=50, help="상위 k 개 토큰에서만 고른다, 0 이면 제한 없음 (기본: 50)"
+        "--temperature", type=nonnegative_float, default=1.5, help="온도, 0 이면 그리디 디코딩 (기본: 1.5)"
+    )
+    parser.add_argument(
+        "--top-k", type=nonnegative_int, default=50, help="상위 k 개 토큰에서만 고른다, 0 이면 제한 없음 (기본: 50)"
     )
     parser.add_argument("--seed", type=int, default=123, help="난수 시드 (기본: 123)")
-    parser.add_argument("--device", default=None, help="cpu, cuda, mps (기본: 자동 선택)")
+    parser.add_argument("--device", type=device_name, default=None, help="auto, cpu, cuda, mps (기본: 자동 선택)")
     parser.add_argument("--models-dir", default="gpt2", help="가중치를 둘 폴더 (기본: gpt2)")
     parser.add_argument(
         "--quick", action="store_true", default=QUICK, help="진짜 가중치 대신 작은 무작위 체크포인트를 쓴다"
@@ -77,6 +87,9 @@ def main(argv=None):
     set_seed(args.seed)
     device = get_device(args.device)
     model = load_gpt2(args.model_size, args.source, args.models_dir, args.quick).to(device).eval()
+    vocab_size = model.tok_emb.num_embeddings
+    if args.top_k > vocab_size:
+        parser.error(f"--top-k 는 0(제한 없음)이거나 1..{vocab_size}(어휘 크기) 사이여야 합니다(받은 값: {args.top_k}).")
     if args.quick:
         print("빠른 모드: 진짜 GPT-2 가 아니라 작은 무작위 체크포인트라서 생성된 문장은 의미가 없습니다.")
 

@@ -35,7 +35,7 @@ from speed_utils import (
     train_optimized,
 )
 
-from llm_from_scratch.utils import QUICK, get_device
+from llm_from_scratch.utils import QUICK, get_device, positive_int
 
 # 목표: 최적화한 경로가 transformers 이상, 기준선의 1.2배 이상
 TARGET_VS_TRANSFORMERS = 1.0
@@ -109,7 +109,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description="기준선, 최적화, transformers 의 훈련 속도를 한 표로 비교한다.")
     add_common_arguments(parser)
     add_optimization_arguments(parser)
-    parser.add_argument("--repeats", type=int, default=1, help="세 구성을 번갈아 잴 횟수(각자 가장 빠른 값을 쓴다)")
+    parser.add_argument("--repeats", type=positive_int, default=1, help="세 구성을 번갈아 잴 횟수(각자 가장 빠른 값을 쓴다)")
     parser.add_argument(
         "--ablation", action="store_true", help="최적화 경로에서 스위치를 하나씩 뒤집은 구성도 재서 따로 표로 보인다"
     )

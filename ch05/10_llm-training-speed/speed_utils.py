@@ -14,6 +14,7 @@ from fast_gpt import FastGPTModel
 from llm_from_scratch.ch02 import create_dataloader_v1, load_the_verdict
 from llm_from_scratch.ch04 import GPT_CONFIG_124M, GPTModel
 from llm_from_scratch.ch05 import calc_loss_batch
+from llm_from_scratch.utils import device_name, nonnegative_int, positive_int
 
 __all__ = [
     "BENCHMARK_SETTINGS",
@@ -71,11 +72,13 @@ def add_common_arguments(parser):
     parser.add_argument(
         "--quick", action="store_true", help="작은 모델로 몇 초 만에 모든 경로를 돈다(LLMFS_QUICK=1 과 같다)"
     )
-    parser.add_argument("--device", default=None, help="cpu, cuda, mps (기본: 자동 선택, 환경 변수 LLMFS_DEVICE)")
-    parser.add_argument("--batch-size", type=int, default=None, help="배치 크기(기본 2)")
-    parser.add_argument("--context-length", type=int, default=None, help="문맥 길이(기본 256)")
-    parser.add_argument("--steps", type=int, default=None, help="시간을 재는 훈련 스텝 수(기본 4)")
-    parser.add_argument("--warmup-steps", type=int, default=None, help="재기 전에 버리는 스텝 수(기본 1)")
+    parser.add_argument(
+        "--device", type=device_name, default=None, help="auto, cpu, cuda, mps (기본: 자동 선택, 환경 변수 LLMFS_DEVICE)"
+    )
+    parser.add_argument("--batch-size", type=positive_int, default=None, help="배치 크기(기본 2)")
+    parser.add_argument("--context-length", type=positive_int, default=None, help="문맥 길이(기본 256)")
+    parser.add_argument("--steps", type=positive_int, default=None, help="시간을 재는 훈련 스텝 수(기본 4)")
+    parser.add_argument("--warmup-steps", type=nonnegative_int, default=None, help="재기 전에 버리는 스텝 수(기본 1)")
     parser.add_argument("--data-dir", default=".", help="the-verdict.txt 를 받아 둘 폴더(기본: 현재 폴더)")
 
 

@@ -31,7 +31,16 @@ from llm_from_scratch.ch06 import (
     prepare_spam_data,
     train_classifier_simple,
 )
-from llm_from_scratch.utils import QUICK, get_device, set_seed
+from llm_from_scratch.utils import (
+    QUICK,
+    device_name,
+    get_device,
+    nonnegative_float,
+    positive_float,
+    positive_int,
+    set_seed,
+    writable_dir,
+)
 
 TOKEN_POSITIONS = {"last": -1, "first": 0}
 
@@ -42,18 +51,22 @@ QUICK_SETTINGS = {"num_epochs": 1, "max_steps": 4, "eval_freq": 2, "eval_iter": 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description="GPT-2 를 SMS 스팸 분류기로 미세 튜닝한다(6장).")
     parser.add_argument("--quick", action="store_true", help="합성 체크포인트와 몇 스텝만으로 빠르게 돈다(LLMFS_QUICK=1 과 같다)")
-    parser.add_argument("--device", default=None, help="cuda, mps, cpu 중 하나(기본: 자동 선택)")
-    parser.add_argument("--output-dir", default=".", help="데이터·모델·그래프를 저장할 폴더(기본: 현재 폴더)")
+    parser.add_argument("--device", type=device_name, default=None, help="auto, cuda, mps, cpu 중 하나(기본: 자동 선택)")
     parser.add_argument(
-        "--models-dir", default=None, help="GPT-2 가중치 폴더(기본: gpt2, 빠른 모드에서는 <output-dir>/gpt2-synthetic)"
+        "--output-dir", type=writable_dir, default=".", help="데이터·모델·그래프를 저장할 폴더(기본: 현재 폴더)"
     )
-    parser.add_argument("--num-epochs", type=int, default=5, help="에포크 수(기본: 5)")
-    parser.add_argument("--max-steps", type=int, default=None, help="이 스텝 수만큼만 훈련한다(시간 재기용)")
-    parser.add_argument("--lr", type=float, default=5e-5, help="AdamW 학습률(기본: 5e-5)")
-    parser.add_argument("--weight-decay", type=float, default=0.1, help="AdamW weight decay(기본: 0.1)")
-    parser.add_argument("--batch-size", type=int, default=8, help="배치 크기(기본: 8)")
-    parser.add_argument("--eval-freq", type=int, default=50, help="손실을 평가할 스텝 간격(기본: 50)")
-    parser.add_argument("--eval-iter", type=int, default=5, help="평가에 쓸 배치 수(기본: 5)")
+    parser.add_argument(
+        "--models-dir",
+        default=None,
+        help="GPT-2 가중치 폴더(기본: gpt2, 빠른 모드에서는 <output-dir>/gpt2-synthetic)",
+    )
+    parser.add_argument("--num-epochs", type=positive_int, default=5, help="에포크 수, 1 이상(기본: 5)")
+    parser.add_argument("--max-steps", type=positive_int, default=None, help="이 스텝 수만큼만 훈련한다(시간 재기용)")
+    parser.add_argument("--lr", type=positive_float, default=5e-5, help="AdamW 학습률, 0보다 큼(기본: 5e-5)")
+    parser.add_argument("--weight-decay", type=nonnegative_float, default=0.1, help="AdamW 가중치 감쇠(기본: 0.1)")
+    parser.add_argument("--batch-size", type=positive_int, default=8, help="배치 크기(기본: 8)")
+    parser.add_argument("--eval-freq", type=positive_int, default=50, help="손실을 평가할 스텝 간격(기본: 50)")
+    parser.add_argument("--eval-iter", type=positive_int, default=5, help="평가에 쓸 배치 수(기본: 5)")
     parser.add_argument(
         "--context-length",
         choices=("longest", "model"),
@@ -72,13 +85,7 @@ def parse_args(argv=None):
         default="last",
         help="분류에 쓸 토큰: 마지막(last, 기본) 또는 첫 번째(first, 연습문제 6.3)",
     )
-    args = parser.parse_args(argv)
-    for name in ("num_epochs", "batch_size", "eval_freq", "eval_iter"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} 는 1 이상이어야 합니다(받은 값: {getattr(args, name)}).")
-    if args.max_steps is not None and args.max_steps < 1:
-        parser.error(f"--max-steps 는 1 이상이어야 합니다(받은 값: {args.max_steps}).")
-    return args
+    return parser.parse_args(argv)
 
 
 def main(argv=None):
@@ -149,6 +156,10 @@ def main(argv=None):
         max_steps=settings["max_steps"],
     )
     elapsed = time.time() - start_time
+    # 훈련한 모델은 그래프·정확도처럼 나중에 실패할 수 있는 단계보다 먼저 저장한다
+    model_path = output_dir / "review_classifier.pth"
+    torch.save(model.state_dict(), model_path)
+    print(f"모델을 {model_path.name} 로 저장했습니다.")
     steps_done = math.ceil(examples_seen / args.batch_size)
     print(f"훈련 시간: {elapsed / 60:.2f}분 ({steps_done} 스텝, 평가 포함)")
     full_steps = len(train_loader) * settings["num_epochs"]
@@ -173,9 +184,7 @@ def main(argv=None):
     print(f"검증 정확도: {accuracies['validation'] * 100:.2f}%")
     print(f"테스트 정확도: {accuracies['test'] * 100:.2f}%")
 
-    model_path = output_dir / "review_classifier.pth"
-    torch.save(model.state_dict(), model_path)
-    print(f"모델을 {model_path.name} 로, 그래프를 loss-plot.pdf, accuracy-plot.pdf 로 저장했습니다.")
+    print("그래프를 loss-plot.pdf, accuracy-plot.pdf 로 저장했습니다.")
     return accuracies
 
 

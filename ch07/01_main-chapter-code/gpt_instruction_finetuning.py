@@ -35,7 +35,17 @@ from llm_from_scratch.ch07 import (
     model_file_name,
     split_instruction_data,
 )
-from llm_from_scratch.utils import QUICK, get_device, set_seed
+from llm_from_scratch.utils import (
+    QUICK,
+    device_name,
+    get_device,
+    nonnegative_float,
+    nonnegative_int,
+    positive_float,
+    positive_int,
+    set_seed,
+    writable_dir,
+)
 
 # 빠른 모드에서 쓰는 예제 수(훈련 / 검증 / 테스트), 배치 크기, 에포크 수, 생성 길이, 학습률.
 # 무작위로 시작하는 작은 모델은 책의 학습률로는 몇 스텝 안에 손실이 거의 움직이지 않아 더 크게 잡는다.
@@ -60,13 +70,17 @@ def build_parser(description=None):
     parser.add_argument("--model-size", default="355M", choices=GPT2_SIZES, help="GPT-2 크기 (기본: 355M, 책)")
     parser.add_argument("--models-dir", default="gpt2", help="GPT-2 체크포인트를 둘 폴더 (기본: gpt2)")
     parser.add_argument("--data-dir", default=".", help="instruction-data.json 을 받아 둘 폴더 (기본: 현재 폴더)")
-    parser.add_argument("--output-dir", default=".", help="json, pth, 그래프를 저장할 폴더 (기본: 현재 폴더)")
-    parser.add_argument("--device", default=None, help="cpu, cuda, mps (기본: 자동 선택)")
-    parser.add_argument("--num-epochs", type=int, default=2, help="에포크 수 (기본: 2)")
-    parser.add_argument("--lr", type=float, default=5e-5, help="학습률 (기본: 5e-5)")
-    parser.add_argument("--weight-decay", type=float, default=0.1, help="가중치 감쇠 (기본: 0.1)")
-    parser.add_argument("--batch-size", type=int, default=8, help="배치 크기 (기본: 8)")
-    parser.add_argument("--max-new-tokens", type=int, default=256, help="응답으로 생성할 최대 토큰 수 (기본: 256)")
+    parser.add_argument(
+        "--output-dir", type=writable_dir, default=".", help="json, pth, 그래프를 저장할 폴더 (기본: 현재 폴더)"
+    )
+    parser.add_argument("--device", type=device_name, default=None, help="auto, cpu, cuda, mps (기본: 자동 선택)")
+    parser.add_argument("--num-epochs", type=positive_int, default=2, help="에포크 수, 1 이상 (기본: 2)")
+    parser.add_argument("--lr", type=positive_float, default=5e-5, help="학습률, 0보다 큼 (기본: 5e-5)")
+    parser.add_argument("--weight-decay", type=nonnegative_float, default=0.1, help="가중치 감쇠 (기본: 0.1)")
+    parser.add_argument("--batch-size", type=positive_int, default=8, help="배치 크기, 1 이상 (기본: 8)")
+    parser.add_argument(
+        "--max-new-tokens", type=nonnegative_int, default=256, help="응답으로 생성할 최대 토큰 수, 0 이상 (기본: 256)"
+    )
     parser.add_argument(
         "--quick",
         action="store_true",
@@ -138,8 +152,18 @@ def finetune(model, train_loader, val_loader, tokenizer, device, args, start_con
     return train_losses, val_losses, tokens_seen
 
 
+def save_model(model, args, suffix=""):
+    """미세 튜닝한 모델 가중치를 pth 로 저장하고 경로를 돌려준다(뒤의 단계가 실패해도 훈련 결과는 남는다)."""
+    output_dir = Path(args.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    model_path = output_dir / model_file_name(args.model_size, suffix)
+    torch.save(model.state_dict(), model_path)
+    print(f"모델을 {model_path.name} 에 저장했습니다.")
+    return model_path
+
+
 def save_outputs(model, test_data, tokenizer, device, args, prompt_style="alpaca", suffix=""):
-    """테스트 세트 응답을 생성해 json 으로, 모델 가중치를 pth 로 저장한다."""
+    """테스트 세트 응답을 생성해 json 으로 저장한다(모델은 그 전에 ``save_model`` 이 저장한다)."""
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     results = generate_responses(model, test_data, tokenizer, device, args.max_new_tokens, prompt_style)
@@ -149,9 +173,7 @@ def save_outputs(model, test_data, tokenizer, device, args, prompt_style="alpaca
     json_path = output_dir / f"instruction-data-with-response{suffix}.json"
     with open(json_path, "w", encoding="utf-8") as f:
         json.dump(results, f, indent=4)
-    model_path = output_dir / model_file_name(args.model_size, suffix)
-    torch.save(model.state_dict(), model_path)
-    print(f"\n응답 {len(results)}개를 {json_path.name} 에, 모델을 {model_path.name} 에 저장했습니다.")
+    print(f"\n응답 {len(results)}개를 {json_path.name} 에 저장했습니다.")
     return results
 
 
@@ -200,6 +222,7 @@ def run(args, data, prompt_style="alpaca", mask_instructions=False, max_length=N
     train_losses, val_losses, tokens_seen = finetune(
         model, train_loader, val_loader, tokenizer, device, args, start_context
     )
+    save_model(model, args, suffix)  # 그래프·응답 생성보다 먼저: 뒤에서 실패해도 훈련한 모델은 남는다
     epochs_seen = torch.linspace(0, args.num_epochs, len(train_losses))
     plot_path = Path(args.output_dir) / f"loss{suffix}-plot.pdf"
     plot_path.parent.mkdir(parents=True, exist_ok=True)
