@@ -10,6 +10,8 @@ SMS 스팸 데이터 준비(내려받기·안전한 압축 풀기·균형 맞추
 """
 
 import functools
+import shutil
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -64,10 +66,17 @@ TRAINABLE_LAYER_CHOICES = ("last_block", "all", "none")
 def safe_extract_zip(zip_path, target_dir):
     """ZIP 파일을 ``target_dir`` 에 푼다. 폴더 밖에 놓일 항목(``../``, 절대 경로)이 하나라도 있으면 거부한다.
 
-    하나라도 수상하면 아무것도 풀지 않고 ``ValueError`` 를 낸다.
+    하나라도 수상하거나, ZIP 이 아니거나, CRC 가 틀린 항목이 있으면 아무것도 풀지 않고 ``ValueError`` 를 낸다.
+    임시 폴더에 모두 푼 뒤에야 옮기므로, 도중에 실패해도 반쯤 풀린 파일이 남지 않는다.
     """
     target = Path(target_dir).resolve()
-    with zipfile.ZipFile(zip_path) as archive:
+    try:
+        archive = zipfile.ZipFile(zip_path)
+    except zipfile.BadZipFile as error:
+        raise ValueError(
+            f"{zip_path} 는 온전한 ZIP 파일이 아닙니다({error}). 이 파일을 다른 곳으로 옮긴 뒤 다시 실행해 원본을 받으세요."
+        ) from None
+    with archive:
         for member in archive.namelist():
             destination = (target / member).resolve()
             if destination != target and not destination.is_relative_to(target):
@@ -75,8 +84,23 @@ def safe_extract_zip(zip_path, target_dir):
                     f"압축 파일 {Path(zip_path).name} 의 항목 {member!r} 은 대상 폴더 밖에 풀리게 되어 있어 "
                     "압축을 풀지 않았습니다. 믿을 수 있는 원본 파일인지 확인하세요."
                 )
+        try:
+            bad_member = archive.testzip()  # 모든 항목을 읽어 CRC 를 확인한다
+        except (zipfile.BadZipFile, OSError, EOFError) as error:
+            bad_member = f"? ({error})"
+        if bad_member is not None:
+            raise ValueError(
+                f"압축 파일 {zip_path} 의 항목 {bad_member!r} 가 손상되었습니다(CRC 불일치). 아무것도 풀지 않았습니다. "
+                "이 파일을 다른 곳으로 옮긴 뒤 다시 실행해 원본을 받으세요."
+            )
         target.mkdir(parents=True, exist_ok=True)
-        archive.extractall(target)
+        staging = Path(tempfile.mkdtemp(prefix=".unzip-", dir=target))
+        try:
+            archive.extractall(staging)
+            for item in staging.iterdir():
+                item.replace(target / item.name)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)  # 이 함수가 만든 임시 폴더만 지운다
     return Path(target_dir)
 
 
