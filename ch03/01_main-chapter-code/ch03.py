@@ -16,7 +16,7 @@ __all__ = [
 
 
 class SelfAttention_v1(nn.Module):
-    """nn.Parameter 로 만든 쿼리·키·값 가중치 행렬을 쓰는 셀프 어텐션."""
+    """nn.Parameter로 만든 쿼리·키·값 가중치 행렬을 쓰는 셀프 어텐션."""
 
     def __init__(self, d_in, d_out):
         super().__init__()
@@ -34,7 +34,7 @@ class SelfAttention_v1(nn.Module):
 
 
 class SelfAttention_v2(nn.Module):
-    """nn.Linear 로 쿼리·키·값을 만드는 셀프 어텐션(초기화가 더 안정적이다)."""
+    """nn.Linear로 쿼리·키·값을 만드는 셀프 어텐션(초기화가 더 안정적이다)."""
 
     def __init__(self, d_in, d_out, qkv_bias=False):
         super().__init__()
@@ -97,7 +97,7 @@ class MultiHeadAttention(nn.Module):
     def __init__(self, d_in, d_out, context_length, dropout, num_heads, qkv_bias=False):
         super().__init__()
         if num_heads < 1:
-            raise ValueError(f"num_heads 는 1 이상이어야 합니다(받은 값: {num_heads}).")
+            raise ValueError(f"num_heads는 1 이상이어야 합니다(받은 값: {num_heads}).")
         if d_out % num_heads != 0:
             raise ValueError(f"d_out({d_out})은 num_heads({num_heads})로 나누어떨어져야 합니다.")
         self.d_out = d_out
