@@ -89,6 +89,24 @@ def test_compute_accuracy_counts_wrong_predictions():
     assert compute_accuracy(model, loader) == pytest.approx(3 / 5)
 
 
+
+def test_compute_accuracy_of_a_loader_without_batches_raises_in_korean():
+    X_train, y_train, _, _ = toy_data()
+    # drop_last=True 에 배치 크기가 샘플 수보다 크면 배치가 하나도 없다
+    loader = DataLoader(ToyDataset(X_train, y_train), batch_size=8, drop_last=True)
+    with pytest.raises(ValueError, match="배치를 하나도"):
+        compute_accuracy(NeuralNetwork(2, 2), loader)
+
+
+def test_from_numpy_shares_memory_and_tensor_copies():
+    import numpy as np
+
+    ary = np.array([1, 2, 3])
+    copied, shared = torch.tensor(ary), torch.from_numpy(ary)
+    ary[0] = 999
+    assert copied.tolist() == [1, 2, 3]
+    assert shared.tolist() == [999, 2, 3]
+
 def _start(command, cwd):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.Popen(

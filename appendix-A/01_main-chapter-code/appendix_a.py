@@ -1,7 +1,7 @@
 """부록 A 요약: 파이토치 소개.
 
-A.5 의 다층 신경망(``NeuralNetwork``), A.6 의 작은 데이터셋(``ToyDataset``)과 그 데이터(``toy_data``),
-A.7 의 정확도 계산(``compute_accuracy``), A.9.3 의 DistributedDataParallel(DDP) 훈련(``ddp_setup``,
+A.5의 다층 신경망(``NeuralNetwork``), A.6의 작은 데이터셋(``ToyDataset``)과 그 데이터(``toy_data``),
+A.7의 정확도 계산(``compute_accuracy``), A.9.3의 DistributedDataParallel(DDP) 훈련(``ddp_setup``,
 ``prepare_dataset``, ``ddp_train``)을 담는다. 두 DDP 스크립트(``DDP-script.py``, ``DDP-script-torchrun.py``)는
 프로세스를 띄우는 방법만 다르고, 각 프로세스가 하는 일은 여기 있는 ``ddp_train`` 하나다.
 """
@@ -36,7 +36,7 @@ class NeuralNetwork(torch.nn.Module):
         super().__init__()
         for name, value in (("num_inputs", num_inputs), ("num_outputs", num_outputs)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} 는 1 이상의 정수여야 합니다(받은 값: {value!r}).")
+                raise ValueError(f"{name}는 1 이상의 정수여야 합니다(받은 값: {value!r}).")
         self.layers = torch.nn.Sequential(
             # 첫 번째 은닉층
             torch.nn.Linear(num_inputs, 30),
@@ -87,7 +87,7 @@ def compute_accuracy(model, dataloader, device=None):
     Args:
         model: 로짓을 출력하는 분류 모델.
         dataloader: (특성, 레이블) 배치를 내는 데이터 로더.
-        device: 배치를 옮길 장치. None 이면 모델 파라미터가 있는 장치를 쓴다.
+        device: 배치를 옮길 장치. None이면 모델 파라미터가 있는 장치를 쓴다.
     """
     if device is None:
         device = next(model.parameters()).device
@@ -114,26 +114,26 @@ def _print_line(text):
 def ddp_setup(rank, world_size, backend):
     """현재 프로세스를 프로세스 그룹에 등록한다.
 
-    주소와 포트는 환경 변수 ``MASTER_ADDR``, ``MASTER_PORT`` 에서 읽는다(스크립트나 torchrun 이 정해 준다).
+    주소와 포트는 환경 변수 ``MASTER_ADDR``, ``MASTER_PORT``에서 읽는다(스크립트나 torchrun이 정해 준다).
 
     Args:
-        rank: 이 프로세스의 번호(0 부터).
+        rank: 이 프로세스의 번호(0부터).
         world_size: 전체 프로세스 수.
         backend: GPU 면 ``"nccl"``, CPU 면 ``"gloo"``.
     """
     if backend not in ("nccl", "gloo"):
-        raise ValueError(f"backend 는 'nccl' 또는 'gloo' 여야 합니다(받은 값: {backend!r}).")
+        raise ValueError(f"backend는 'nccl' 또는 'gloo'여야 합니다(받은 값: {backend!r}).")
     if not 0 <= rank < world_size:
-        raise ValueError(f"rank 는 0 이상 world_size({world_size}) 미만이어야 합니다(받은 값: {rank}).")
+        raise ValueError(f"rank는 0 이상 world_size({world_size}) 미만이어야 합니다(받은 값: {rank}).")
     if backend == "nccl":
         torch.cuda.set_device(rank)  # 프로세스마다 GPU 하나를 맡는다
     dist.init_process_group(backend=backend, rank=rank, world_size=world_size, timeout=DDP_TIMEOUT)
 
 
 def prepare_dataset(batch_size=2):
-    """훈련용 로더(DistributedSampler 로 프로세스마다 데이터를 나눈다)와 평가용 로더 두 개를 만든다.
+    """훈련용 로더(DistributedSampler로 프로세스마다 데이터를 나눈다)와 평가용 로더 두 개를 만든다.
 
-    프로세스 그룹이 만들어진 뒤에 불러야 한다(DistributedSampler 가 프로세스 수를 묻는다).
+    프로세스 그룹이 만들어진 뒤에 불러야 한다(DistributedSampler가 프로세스 수를 묻는다).
 
     Returns:
         (train_loader, train_eval_loader, test_loader). 평가용 로더 두 개는 나누지 않은 전체 데이터를 본다.
@@ -144,7 +144,7 @@ def prepare_dataset(batch_size=2):
     train_loader = DataLoader(
         dataset=train_ds,
         batch_size=batch_size,
-        shuffle=False,  # 섞는 일은 DistributedSampler 가 한다
+        shuffle=False,  # 섞는 일은 DistributedSampler가 한다
         pin_memory=torch.cuda.is_available(),
         drop_last=True,
         sampler=DistributedSampler(train_ds),
@@ -155,16 +155,16 @@ def prepare_dataset(batch_size=2):
 
 
 def ddp_train(rank, world_size, num_epochs=3, device_type="cuda"):
-    """프로세스 하나가 하는 일: 그룹에 들어가 DDP 로 ``NeuralNetwork(2, 2)`` 를 훈련하고 정확도를 출력한다.
+    """프로세스 하나가 하는 일: 그룹에 들어가 DDP로 ``NeuralNetwork(2, 2)``를 훈련하고 정확도를 출력한다.
 
     Args:
-        rank: 이 프로세스의 번호. GPU 를 쓰면 GPU 번호이기도 하다.
+        rank: 이 프로세스의 번호. GPU를 쓰면 GPU 번호이기도 하다.
         world_size: 전체 프로세스 수.
         num_epochs: 에포크 수(책: 3).
-        device_type: ``"cuda"`` 면 NCCL 백엔드와 GPU ``rank`` 를, ``"cpu"`` 면 gloo 백엔드를 쓴다.
+        device_type: ``"cuda"``면 NCCL 백엔드와 GPU ``rank``를, ``"cpu"``면 gloo 백엔드를 쓴다.
     """
     if device_type not in ("cuda", "cpu"):
-        raise ValueError(f"device_type 은 'cuda' 또는 'cpu' 여야 합니다(받은 값: {device_type!r}).")
+        raise ValueError(f"device_type은 'cuda' 또는 'cpu'여야 합니다(받은 값: {device_type!r}).")
     if device_type == "cpu":
         torch.set_num_threads(1)  # 프로세스 여러 개가 CPU 코어를 나눠 쓰므로 서로 다투지 않게 한다
     ddp_setup(rank, world_size, backend="nccl" if device_type == "cuda" else "gloo")
@@ -181,7 +181,7 @@ def ddp_train(rank, world_size, num_epochs=3, device_type="cuda"):
         torch.manual_seed(123)
         model = NeuralNetwork(num_inputs=2, num_outputs=2).to(device)
         optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
-        # DDP 가 0번 프로세스의 가중치를 모두에게 복사하고, backward 때 그레이디언트를 평균한다
+        # DDP가 0번 프로세스의 가중치를 모두에게 복사하고, backward 때 그레이디언트를 평균한다
         model = DDP(model, device_ids=[rank] if device_type == "cuda" else None)
 
         for epoch in range(num_epochs):
