@@ -84,9 +84,6 @@ LLAMA32_CONFIG_3B = {
     "n_layers": 28,
 }
 
-REQUIRED_KEYS = ("vocab_size", "context_length", "emb_dim", "n_heads", "n_layers", "hidden_dim", "rope_base")
-
-
 class RMSNorm(nn.Module):
     """평균을 빼지 않고 제곱평균제곱근(RMS)으로만 나누는 정규화. 이동(shift) 파라미터도 없다.
 
@@ -269,9 +266,11 @@ class Llama2Model(nn.Module):
     계산하고(위치는 캐시된 토큰 수부터), ``reset_kv_cache()`` 가 캐시를 비운다.
     """
 
+    required_keys = ("vocab_size", "context_length", "emb_dim", "n_heads", "n_layers", "hidden_dim", "rope_base")
+
     def __init__(self, cfg):
         super().__init__()
-        missing = [key for key in REQUIRED_KEYS if key not in cfg]
+        missing = [key for key in self.required_keys if key not in cfg]
         if missing:
             raise ValueError(f"모델 설정에 {', '.join(missing)} 값이 없습니다. LLAMA2_CONFIG_7B 처럼 모두 넣으세요.")
         if cfg["emb_dim"] % cfg["n_heads"] != 0:
