@@ -59,11 +59,15 @@ BETTER_ANSWER_TAG = "[Better Answer]"
 END_TAG = "[End]"
 
 
-def instruction_reflection_prompt(instruction, output):
+def _input_line(input_text):
+    return f"Input: {input_text}\n" if input_text else ""
+
+
+def instruction_reflection_prompt(instruction, output, input_text=""):
     """지시를 비평하고 더 나은 지시를 ``[New Instruction] … [End]`` 로 쓰게 하는 프롬프트."""
     return (
         "You are reviewing one example from a dataset used to teach a language model to follow instructions.\n"
-        f"Instruction: {instruction}\nResponse: {output}\n\n"
+        f"Instruction: {instruction}\n{_input_line(input_text)}Response: {output}\n\n"
         "First, briefly assess the instruction: is it specific, self-contained, and demanding enough to need "
         "careful reasoning? Then write an improved instruction that keeps the original topic but is clearer "
         f"and more challenging. Put only the improved instruction between {NEW_INSTRUCTION_TAG} and {END_TAG}, "
@@ -71,11 +75,11 @@ def instruction_reflection_prompt(instruction, output):
     )
 
 
-def response_reflection_prompt(instruction, output):
+def response_reflection_prompt(instruction, output, input_text=""):
     """응답을 비평하고 더 나은 응답을 ``[Better Answer] … [End]`` 로 쓰게 하는 프롬프트."""
     return (
         "You are reviewing one example from a dataset used to teach a language model to follow instructions.\n"
-        f"Instruction: {instruction}\nResponse: {output}\n\n"
+        f"Instruction: {instruction}\n{_input_line(input_text)}Response: {output}\n\n"
         "First, briefly assess the response: is it correct, helpful, complete, and at the right level of detail? "
         "Then write a better response to the same instruction. Put only the better response between "
         f"{BETTER_ANSWER_TAG} and {END_TAG}, for example: {BETTER_ANSWER_TAG} ... {END_TAG}"
@@ -109,14 +113,18 @@ def extract_better_answer(text):
 def reflect_entry(entry, ask):
     """항목 하나의 지시와 응답을 차례로 고쳐 쓴다. 뽑지 못한 쪽은 원래 것을 두고 ``reflection`` 에 적는다.
 
-    지시를 고치면 응답은 새 지시에 맞게 다시 고쳐 쓰게 한다(원래 응답을 함께 보여 준다).
+    지시를 고치면 응답은 새 지시에 맞게 다시 고쳐 쓰게 한다(원래 응답을 함께 보여 준다). ``input`` 이 있으면
+    두 프롬프트에 함께 넣고, 항목의 ``input`` 은 그대로 둔다.
 
     Args:
         ask: ``ask(prompt)`` → LLM 의 답 텍스트(예: OpenAI 채팅).
     """
-    new_instruction = extract_new_instruction(ask(instruction_reflection_prompt(entry["instruction"], entry["output"])))
+    input_text = entry.get("input") or ""
+    new_instruction = extract_new_instruction(
+        ask(instruction_reflection_prompt(entry["instruction"], entry["output"], input_text))
+    )
     instruction = new_instruction or entry["instruction"]
-    better_answer = extract_better_answer(ask(response_reflection_prompt(instruction, entry["output"])))
+    better_answer = extract_better_answer(ask(response_reflection_prompt(instruction, entry["output"], input_text)))
     return {
         **entry,
         "instruction": instruction,
