@@ -1,5 +1,7 @@
 """부록 E: LoRALayer, LinearWithLoRA, replace_linear_with_lora."""
 
+import re
+
 import pytest
 import torch
 
@@ -113,7 +115,7 @@ def test_training_step_changes_only_lora_parameters():
 @pytest.mark.parametrize("rank", [0, -1, 1.5, "4", True])
 def test_bad_rank_raises_clear_error_and_leaves_model_alone(rank):
     model = tiny_classifier()
-    with pytest.raises(ValueError, match="rank 는 1 이상의 정수"):
+    with pytest.raises(ValueError, match="rank는 1 이상의 정수"):
         replace_linear_with_lora(model, rank=rank, alpha=16)
     assert not any(isinstance(module, LinearWithLoRA) for module in model.modules())
     with pytest.raises(ValueError, match=repr(rank).replace(".", r"\.")):
@@ -130,3 +132,19 @@ def test_lora_parameters_follow_wrapped_layer_dtype():
     wrapped = LinearWithLoRA(linear, rank=2, alpha=1)
     assert wrapped.lora.A.dtype == wrapped.lora.B.dtype == torch.bfloat16
     assert wrapped(torch.randn(2, 8, dtype=torch.bfloat16)).dtype == torch.bfloat16
+
+
+@pytest.mark.parametrize("alpha", [float("nan"), float("inf"), -float("inf"), "16", None, True])
+def test_non_finite_alpha_raises_before_the_model_is_changed(alpha):
+    model = tiny_classifier()
+    with pytest.raises(ValueError, match=r"alpha는 유한한 수여야 합니다\(받은 값: " + re.escape(repr(alpha))):
+        replace_linear_with_lora(model, rank=4, alpha=alpha)
+    assert not any(isinstance(module, LinearWithLoRA) for module in model.modules())
+    with pytest.raises(ValueError, match="alpha"):
+        LoRALayer(4, 4, rank=2, alpha=alpha)
+
+
+def test_finite_alpha_keeps_outputs_finite():
+    layer = LinearWithLoRA(torch.nn.Linear(4, 3), rank=2, alpha=0.5)
+    torch.nn.init.ones_(layer.lora.B)
+    assert torch.isfinite(layer(torch.randn(5, 4))).all()

@@ -325,14 +325,53 @@ def test_generate_stops_at_eos(tiny_model):
     [
         ({"top_k": 0}, "top_k"),
         ({"top_k": 50258}, "top_k"),
+        ({"top_k": 2.5}, "top_k"),
+        ({"top_k": True}, "top_k"),
         ({"temperature": -0.5}, "temperature"),
+        ({"temperature": float("nan")}, "temperature"),
+        ({"temperature": float("inf")}, "temperature"),
         ({"max_new_tokens": -1}, "max_new_tokens"),
+        ({"context_size": 0}, "context_size"),
+        ({"context_size": -4}, "context_size"),
     ],
 )
 def test_generate_rejects_bad_settings(tiny_model, kwargs, message):
     arguments = {"max_new_tokens": 3, "context_size": 32, **kwargs}
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ValueError, match=message) as error:
         generate(tiny_model, torch.tensor([[1, 2]]), **arguments)
+    # 한국어로, 받은 값을 그대로 보여 준다
+    assert "받은 값" in str(error.value) and repr(next(iter(kwargs.values()))) in str(error.value)
+
+
+def test_nan_temperature_does_not_silently_become_greedy(tiny_model):
+    with pytest.raises(ValueError, match="유한한 수"):
+        generate(tiny_model, torch.tensor([[1, 2]]), 3, 32, temperature=float("nan"))
+    with pytest.raises(ValueError, match="유한한 수"):
+        softmax_with_temperature(torch.zeros(3), float("nan"))
+
+
+@pytest.mark.parametrize("bad_id", [50257, -1])
+def test_generate_rejects_token_ids_outside_the_vocabulary(tiny_model, bad_id):
+    with pytest.raises(ValueError, match="토큰 ID는 0 이상 50257 미만"):
+        generate(tiny_model, torch.tensor([[1, bad_id]]), 3, 32)
+
+
+def test_text_to_token_ids_rejects_empty_prompt_and_allows_endoftext(tokenizer):
+    for empty in ["", None]:
+        with pytest.raises(ValueError, match="비어 있지 않은 문자열"):
+            text_to_token_ids(empty, tokenizer)
+    assert text_to_token_ids("Hi<|endoftext|>", tokenizer).tolist() == [[17250, 50256]]
+
+
+def test_text_to_token_ids_names_a_disallowed_special_token():
+    class FakeTokenizer:  # 특수 토큰이 여럿인 토크나이저(예: cl100k_base)를 흉내 낸다
+        special_tokens_set = frozenset({"<|endoftext|>", "<|fim_prefix|>"})
+
+        def encode(self, text, allowed_special=()):
+            raise AssertionError("허용하지 않은 특수 토큰은 인코딩 전에 막아야 한다")
+
+    with pytest.raises(ValueError, match=r"<\|fim_prefix\|>"):
+        text_to_token_ids("code <|fim_prefix|> here", FakeTokenizer())
 
 
 def test_low_temperature_sampling_concentrates_on_top_token():

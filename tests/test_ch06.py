@@ -144,7 +144,7 @@ def test_context_length_caps_longest_text(spam_folder, tokenizer):
 def test_missing_column_gives_clear_error(tmp_path, tokenizer):
     path = tmp_path / "broken.csv"
     pd.DataFrame({"Text": ["hello"]}).to_csv(path, index=None)
-    with pytest.raises(ValueError, match="broken.csv 에 Label 열이 없습니다"):
+    with pytest.raises(ValueError, match="broken.csv에 Label 열이 없습니다"):
         SpamDataset(path, tokenizer)
 
 
@@ -152,6 +152,32 @@ def test_text_labels_give_clear_error(tmp_path, tokenizer):
     path = write_csv(tmp_path / "raw.csv", ["hello", "win"], ["ham", "spam"])
     with pytest.raises(ValueError, match="Label 열은 정수"):
         SpamDataset(path, tokenizer)
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [(b"", "EmptyDataError"), ("Label,Text\n0,caf\xe9\n".encode("latin-1"), "UnicodeDecodeError")],
+    ids=["empty", "not-utf8"],
+)
+def test_unreadable_csv_gives_korean_error_naming_the_file(tmp_path, tokenizer, content, reason):
+    path = tmp_path / "bad.csv"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=f"bad.csv을\\(를\\) CSV로 읽지 못했습니다\\({reason}\\)"):
+        SpamDataset(path, tokenizer)
+
+
+def test_labels_outside_num_classes_are_refused(tmp_path, tokenizer):
+    path = write_csv(tmp_path / "labels.csv", ["a", "b", "c"], [0, 2, -1])
+    with pytest.raises(ValueError, match=r"labels.csv의 Label 값 \[-1, 2\]이\(가\) 클래스 범위\(0 이상 2 미만\)"):
+        SpamDataset(path, tokenizer)
+    three_classes = write_csv(tmp_path / "three.csv", ["a", "b", "c"], [0, 2, 1])
+    assert len(SpamDataset(three_classes, tokenizer, num_classes=3)) == 3
+
+
+def test_classification_loss_refuses_labels_outside_the_head():
+    model = tiny_classifier()
+    with pytest.raises(ValueError, match=r"레이블은 0 이상 2\(분류 헤드의 클래스 수\) 미만.*\[0, 5\]"):
+        calc_loss_batch(torch.randint(0, 50257, (2, 6)), torch.tensor([0, 5]), model, "cpu")
 
 
 def test_empty_and_too_long_texts_are_padded_or_truncated(tmp_path, tokenizer):

@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -92,6 +93,17 @@ def test_format_input_phi_uses_user_and_assistant_tags():
         "<|user|>\nTranslate to German.\nHello\n<|assistant|>\nHallo"
     )
     assert format_input_phi({"instruction": "Name a color.", "input": ""}) == "<|user|>\nName a color."
+
+
+@pytest.mark.parametrize("key", ["instruction", "output"])
+def test_null_or_non_string_fields_are_refused_not_turned_into_none(key):
+    entry = {"instruction": "Say hi.", "input": "", "output": "Hi"}
+    for bad in [None, 3]:
+        with pytest.raises(TypeError, match=f"'{key}' 값은 문자열이어야 합니다\\(받은 값: {bad}\\)"):
+            InstructionDataset([{**entry, key: bad}], tiktoken.get_encoding("gpt2"))
+    # input 은 비어 있거나 null 이면 입력이 없는 것으로 본다
+    assert format_input({**entry, "input": None}) == format_input(entry)
+    assert "None" not in format_input({**entry, "input": None})
 
 
 def test_format_errors_name_the_problem():
@@ -225,6 +237,11 @@ class FakeOllamaHandler(BaseHTTPRequestHandler):
             return
         payload = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         self.server.requests.append(payload)
+        if self.server.delay:
+            time.sleep(self.server.delay)
+        if self.server.raw_reply is not None:  # 고장 난 서버나 다른 서비스 흉내
+            self._send(200, self.server.raw_reply, "application/x-ndjson")
+            return
         prompt = payload["messages"][-1]["content"]
         reply = next((text for key, text in self.server.replies.items() if key in prompt), self.server.default_reply)
         pieces = [reply[i : i + 3] for i in range(0, len(reply), 3)]  # 여러 조각으로 나눠 보낸다
@@ -247,6 +264,7 @@ class FakeOllamaHandler(BaseHTTPRequestHandler):
 def fake_ollama():
     server = ThreadingHTTPServer(("127.0.0.1", 0), FakeOllamaHandler)
     server.requests, server.replies, server.default_reply = [], {}, "80"
+    server.raw_reply, server.delay = None, 0
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     server.url = f"http://127.0.0.1:{server.server_address[1]}/api/chat"
@@ -281,6 +299,34 @@ def test_check_if_running(fake_ollama, closed_url):
 def test_query_model_reports_unreachable_server(closed_url):
     with pytest.raises(ConnectionError, match="연결하지 못했습니다"):
         query_model("hi", url=closed_url)
+
+
+@pytest.mark.parametrize(
+    ("raw_reply", "message"),
+    [
+        (b"<html>Not Found</html>\n", "JSON이 아닙니다"),
+        (b'["a", "list"]\n', "예상한 모양"),
+        (b'{"message": {"content": null}, "done": true}\n', "예상한 모양"),
+        (b'{"message": "hi"}\n', "예상한 모양"),
+    ],
+    ids=["html", "list", "null-content", "message-not-object"],
+)
+def test_query_model_names_a_reply_that_is_not_the_chat_format(fake_ollama, raw_reply, message):
+    fake_ollama.raw_reply = raw_reply
+    with pytest.raises(ValueError, match=message) as error:
+        query_model("hi", url=fake_ollama.url)
+    assert fake_ollama.url in str(error.value)
+
+
+def test_query_model_timeout_is_settable_and_reported_in_korean(fake_ollama):
+    fake_ollama.delay = 1.0
+    started = time.monotonic()
+    with pytest.raises(TimeoutError, match="0.2초 안에 답하지 않았습니다"):
+        query_model("hi", url=fake_ollama.url, timeout=0.2)
+    assert time.monotonic() - started < 0.9
+    for bad in [0, -1, "10"]:
+        with pytest.raises(ValueError, match="timeout"):
+            query_model("hi", url=fake_ollama.url, timeout=bad)
 
 
 def test_parse_score():

@@ -1,12 +1,12 @@
 """6장 요약: 분류를 위해 미세 튜닝하기(스팸 분류).
 
-SMS 스팸 데이터 준비(내려받기·안전한 압축 풀기·균형 맞추기·분할), ``SpamDataset`` 과 데이터 로더,
-마지막 토큰으로 계산하는 분류 손실·정확도, 간단한 분류 훈련 루프, 그래프, ``classify_review`` 를 담는다.
+SMS 스팸 데이터 준비(내려받기·안전한 압축 풀기·균형 맞추기·분할), ``SpamDataset``과 데이터 로더,
+마지막 토큰으로 계산하는 분류 손실·정확도, 간단한 분류 훈련 루프, 그래프, ``classify_review``를 담는다.
 
-이름에 주의: ``calc_loss_batch``, ``calc_loss_loader``, ``evaluate_model`` 은 책의 6장 이름 그대로지만
+이름에 주의: ``calc_loss_batch``, ``calc_loss_loader``, ``evaluate_model``은 책의 6장 이름 그대로지만
 5장(``llm_from_scratch.ch05``)의 다음 토큰 예측 손실과 다르다. 여기서는 출력 시퀀스 전체가 아니라
 토큰 하나(기본: 마지막 토큰)의 로짓으로 클래스 레이블을 맞히는 크로스 엔트로피를 쓴다.
-그래서 ``from llm_from_scratch.ch06 import calc_loss_batch`` 는 분류용 함수를 준다.
+그래서 ``from llm_from_scratch.ch06 import calc_loss_batch``는 분류용 함수를 준다.
 """
 
 import functools
@@ -53,7 +53,7 @@ __all__ = [
 ]
 
 EXTRACTED_DIR = "sms_spam_collection"  # 압축을 푸는 폴더(책과 같은 이름)
-SPAM_DATA_FILE = "SMSSpamCollection.tsv"  # 압축 안의 SMSSpamCollection 을 이 이름으로 바꾼다
+SPAM_DATA_FILE = "SMSSpamCollection.tsv"  # 압축 안의 SMSSpamCollection을 이 이름으로 바꾼다
 LABEL_MAP = {"ham": 0, "spam": 1}
 TRAINABLE_LAYER_CHOICES = ("last_block", "all", "none")
 
@@ -178,30 +178,42 @@ class SpamDataset(Dataset):
         tokenizer: ``encode`` 메서드가 있는 토크나이저(tiktoken gpt2).
         max_length: 모든 시퀀스의 길이. None 이면 이 데이터셋에서 가장 긴 텍스트의 길이를 쓰고,
             주어지면 더 긴 텍스트를 이 길이로 자른다.
-        pad_token_id: 채울 토큰 ID(GPT-2 의 ``<|endoftext|>`` = 50256).
+        pad_token_id: 채울 토큰 ID(GPT-2의 ``<|endoftext|>`` = 50256).
+        num_classes: 클래스 수. Label 값은 0 이상 ``num_classes`` 미만이어야 한다.
     """
 
-    def __init__(self, csv_file, tokenizer, max_length=None, pad_token_id=50256):
-        self.data = pd.read_csv(csv_file)
+    def __init__(self, csv_file, tokenizer, max_length=None, pad_token_id=50256, num_classes=2):
+        try:
+            self.data = pd.read_csv(csv_file)
+        except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as error:
+            raise ValueError(
+                f"{Path(csv_file).name}을(를) CSV로 읽지 못했습니다({type(error).__name__}). "
+                "Text, Label 열이 있는 UTF-8 CSV 파일인지 확인하세요(6.2절의 train.csv처럼)."
+            ) from None
         missing = [column for column in ("Text", "Label") if column not in self.data.columns]
         if missing:
             raise ValueError(
-                f"{Path(csv_file).name} 에 {', '.join(missing)} 열이 없습니다. "
-                f"Text 와 Label 열이 필요합니다(있는 열: {list(self.data.columns)})."
+                f"{Path(csv_file).name}에 {', '.join(missing)} 열이 없습니다. "
+                f"Text와 Label 열이 필요합니다(있는 열: {list(self.data.columns)})."
             )
         if not pd.api.types.is_integer_dtype(self.data["Label"]):
             raise ValueError(
-                f"{Path(csv_file).name} 의 Label 열은 정수 클래스 번호(예: ham 0, spam 1)여야 합니다"
+                f"{Path(csv_file).name}의 Label 열은 정수 클래스 번호(예: ham 0, spam 1)여야 합니다"
                 f"(읽은 값의 예: {self.data['Label'].head(3).tolist()})."
             )
+        bad_labels = sorted(set(self.data["Label"]) - set(range(num_classes)))
+        if bad_labels:
+            raise ValueError(
+                f"{Path(csv_file).name}의 Label 값 {bad_labels[:5]}이(가) 클래스 범위(0 이상 {num_classes} 미만) 밖입니다."
+            )
         if max_length is not None and max_length < 1:
-            raise ValueError(f"max_length 는 1 이상이어야 합니다(받은 값: {max_length}).")
-        # 빈 텍스트는 pandas 가 NaN 으로 읽는다: 빈 문자열로 되돌린다
+            raise ValueError(f"max_length는 1 이상이어야 합니다(받은 값: {max_length}).")
+        # 빈 텍스트는 pandas가 NaN으로 읽는다: 빈 문자열로 되돌린다
         texts = ["" if pd.isna(text) else str(text) for text in self.data["Text"]]
         self.encoded_texts = [tokenizer.encode(text) for text in texts]
 
         if max_length is None:
-            # 모두 빈 텍스트여도 모델에 넣을 수 있게 길이는 최소 1 로 둔다
+            # 모두 빈 텍스트여도 모델에 넣을 수 있게 길이는 최소 1로 둔다
             self.max_length = max(1, self._longest_encoded_length())
         else:
             self.max_length = max_length
@@ -226,7 +238,7 @@ class SpamDataset(Dataset):
 def create_spam_dataloaders(
     folder, tokenizer, batch_size=8, max_length=None, context_length=None, num_workers=0, seed=123
 ):
-    """``folder`` 의 train/validation/test CSV 로 세 데이터 로더를 만든다.
+    """``folder``의 train/validation/test CSV로 세 데이터 로더를 만든다.
 
     검증·테스트 세트는 훈련 세트와 같은 길이(``max_length``, None 이면 가장 긴 훈련 텍스트)로 맞춘다.
     ``context_length`` (모델의 문맥 길이)가 주어지면 그보다 긴 텍스트는 그 길이로 자른다.
@@ -258,9 +270,9 @@ def create_spam_dataloaders(
 
 
 def load_pretrained_gpt2(models_dir="gpt2", model_size="124M"):
-    """OpenAI GPT-2 가중치를 받아(이미 있으면 그대로) ``GPTModel`` 에 적재하고 (모델, 설정)을 돌려준다.
+    """OpenAI GPT-2 가중치를 받아(이미 있으면 그대로) ``GPTModel``에 적재하고 (모델, 설정)을 돌려준다.
 
-    드롭아웃은 0, ``qkv_bias`` 는 True 다(OpenAI 가중치의 구조). 모델은 평가 모드로 돌려준다.
+    드롭아웃은 0, ``qkv_bias``는 True 다(OpenAI 가중치의 구조). 모델은 평가 모드로 돌려준다.
     """
     settings, params = download_and_load_gpt2(model_size=model_size, models_dir=models_dir)
     cfg = gpt2_config_from_hparams(settings)
@@ -282,7 +294,7 @@ def add_classification_head(model, num_classes=2, trainable_layers="last_block",
     """
     if trainable_layers not in TRAINABLE_LAYER_CHOICES:
         raise ValueError(
-            f"trainable_layers 는 {', '.join(TRAINABLE_LAYER_CHOICES)} 중 하나여야 합니다(받은 값: {trainable_layers!r})."
+            f"trainable_layers는 {', '.join(TRAINABLE_LAYER_CHOICES)} 중 하나여야 합니다(받은 값: {trainable_layers!r})."
         )
     for param in model.parameters():
         param.requires_grad = trainable_layers == "all"
@@ -304,8 +316,8 @@ def add_classification_head(model, num_classes=2, trainable_layers="last_block",
 def calc_accuracy_loader(data_loader, model, device, num_batches=None, token_idx=-1):
     """처음 ``num_batches`` 개 배치(기본: 전부)에서 분류 정확도(0~1)를 계산한다.
 
-    ``token_idx`` 는 예측에 쓸 토큰 위치다. 마지막 토큰(-1)만 앞의 모든 토큰을 보므로 책은 -1 을 쓴다
-    (연습문제 6.3 은 첫 번째 토큰 0 과 비교한다).
+    ``token_idx``는 예측에 쓸 토큰 위치다. 마지막 토큰(-1)만 앞의 모든 토큰을 보므로 책은 -1을 쓴다
+    (연습문제 6.3은 첫 번째 토큰 0과 비교한다).
     """
     model.eval()
     correct_predictions, num_examples = 0, 0
@@ -323,26 +335,31 @@ def calc_accuracy_loader(data_loader, model, device, num_batches=None, token_idx
 
 
 def calc_loss_batch(input_batch, target_batch, model, device, token_idx=-1):
-    """배치 하나의 분류 손실: 토큰 ``token_idx`` 의 로짓과 클래스 레이블의 크로스 엔트로피.
+    """배치 하나의 분류 손실: 토큰 ``token_idx``의 로짓과 클래스 레이블의 크로스 엔트로피.
 
     5장의 같은 이름 함수(모든 위치의 다음 토큰 손실)와 달리 위치 하나만 본다.
     """
     input_batch, target_batch = input_batch.to(device), target_batch.to(device)
     logits = model(input_batch)[:, token_idx, :]
+    num_classes = logits.shape[-1]
+    if target_batch.numel() and (target_batch.min() < 0 or target_batch.max() >= num_classes):
+        raise ValueError(
+            f"레이블은 0 이상 {num_classes}(분류 헤드의 클래스 수) 미만이어야 합니다(받은 레이블: {target_batch.tolist()})."
+        )
     return torch.nn.functional.cross_entropy(logits, target_batch)
 
 
 def calc_loss_loader(data_loader, model, device, num_batches=None, token_idx=-1):
     """처음 ``num_batches`` 개 배치(기본: 전부)의 평균 분류 손실. 배치가 없으면 nan.
 
-    반복 구조는 5장의 ``calc_loss_loader`` 를 그대로 쓰고, 배치 손실만 위의 분류 손실로 바꾼다.
+    반복 구조는 5장의 ``calc_loss_loader``를 그대로 쓰고, 배치 손실만 위의 분류 손실로 바꾼다.
     """
     batch_loss = functools.partial(calc_loss_batch, token_idx=token_idx)
     return ch05.calc_loss_loader(data_loader, model, device, num_batches, batch_loss=batch_loss)
 
 
 def evaluate_model(model, train_loader, val_loader, device, eval_iter, token_idx=-1):
-    """5장의 ``evaluate_model`` 에 분류 손실을 넘겨 훈련·검증 손실을 ``eval_iter`` 개 배치로 추정한다."""
+    """5장의 ``evaluate_model``에 분류 손실을 넘겨 훈련·검증 손실을 ``eval_iter`` 개 배치로 추정한다."""
     batch_loss = functools.partial(calc_loss_batch, token_idx=token_idx)
     return ch05.evaluate_model(model, train_loader, val_loader, device, eval_iter, batch_loss=batch_loss)
 
@@ -357,7 +374,7 @@ def train_classifier_simple(
 ):
     """책의 분류 훈련 루프. ``eval_freq`` 스텝마다 손실을, 에포크마다 정확도를 기록한다.
 
-    5장 ``train_model_simple`` 과 구조가 같지만, 토큰 수 대신 본 샘플 수를 세고 텍스트 생성 대신 정확도를 잰다.
+    5장 ``train_model_simple``과 구조가 같지만, 토큰 수 대신 본 샘플 수를 세고 텍스트 생성 대신 정확도를 잰다.
 
     Args:
         eval_iter: 손실·정확도를 추정할 때 쓸 배치 수.
@@ -368,9 +385,9 @@ def train_classifier_simple(
         (훈련 손실 목록, 검증 손실 목록, 훈련 정확도 목록, 검증 정확도 목록, 본 샘플 수)
     """
     if eval_freq < 1:
-        raise ValueError(f"eval_freq 는 1 이상이어야 합니다(받은 값: {eval_freq}).")
+        raise ValueError(f"eval_freq는 1 이상이어야 합니다(받은 값: {eval_freq}).")
     if max_steps is not None and max_steps < 1:
-        raise ValueError(f"max_steps 는 1 이상이거나 None 이어야 합니다(받은 값: {max_steps}).")
+        raise ValueError(f"max_steps는 1 이상이거나 None 이어야 합니다(받은 값: {max_steps}).")
     train_losses, val_losses, train_accs, val_accs = [], [], [], []
     examples_seen, global_step = 0, -1
 
@@ -398,7 +415,7 @@ def train_classifier_simple(
         train_accs.append(train_accuracy)
         val_accs.append(val_accuracy)
         if max_steps is not None and global_step + 1 >= max_steps:
-            print(f"max_steps={max_steps} 에 이르러 훈련을 멈춥니다.")
+            print(f"max_steps={max_steps}에 이르러 훈련을 멈춥니다.")
             break
 
     return train_losses, val_losses, train_accs, val_accs, examples_seen
@@ -418,9 +435,9 @@ def plot_values(epochs_seen, examples_seen, train_values, val_values, label="los
 
 
 def classify_review(text, model, tokenizer, device, max_length=None, pad_token_id=50256, token_idx=-1):
-    """문자열 하나를 분류해 "spam" 또는 "not spam" 을 돌려준다.
+    """문자열 하나를 분류해 "spam" 또는 "not spam"을 돌려준다.
 
-    모델의 문맥 길이보다 긴 텍스트는 그 길이로 자르고, ``max_length`` 보다 짧으면 ``pad_token_id`` 로 채운다
+    모델의 문맥 길이보다 긴 텍스트는 그 길이로 자르고, ``max_length`` 보다 짧으면 ``pad_token_id``로 채운다
     (훈련 때와 같은 길이로 맞추려는 것). 빈 텍스트도 패딩 토큰 하나 이상으로 채워 그대로 분류한다.
 
     Args:
