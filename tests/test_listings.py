@@ -41,6 +41,42 @@ LISTINGS = [
         "llm_from_scratch.appendix_a",
         ["NeuralNetwork", "ToyDataset", "compute_accuracy"],
     ),
+    (
+        "ch05/01_main-chapter-code/ch05.ipynb",
+        "llm_from_scratch.ch05",
+        [
+            "text_to_token_ids", "token_ids_to_text", "calc_loss_batch", "calc_loss_loader", "train_model_simple",
+            "evaluate_model", "generate_and_print_sample", "generate", "assign", "load_weights_into_gpt",
+        ],
+    ),
+    ("ch05/01_main-chapter-code/ch05.ipynb", "llm_from_scratch.ch05.ch05", ["_is_int"]),
+    ("ch05/01_main-chapter-code/ch05.ipynb", "llm_from_scratch.ch05.gpt_download", ["_as_tensor"]),
+    (
+        "ch06/01_main-chapter-code/ch06.ipynb",
+        "llm_from_scratch.ch06",
+        [
+            "create_balanced_dataset", "random_split", "SpamDataset", "calc_accuracy_loader", "calc_loss_batch",
+            "calc_loss_loader", "evaluate_model", "train_classifier_simple", "plot_values", "classify_review",
+        ],
+    ),
+    (
+        "ch07/01_main-chapter-code/ch07.ipynb",
+        "llm_from_scratch.ch07.ch07",  # 밑줄로 시작하는 검증 도우미까지 비교하려고 모듈 파일을 직접 본다
+        [
+            "_check_entry", "format_input", "_check_prompt_style", "InstructionDataset", "custom_collate_fn", "query_model",
+            "generate_model_scores",
+        ],
+    ),
+    (
+        "appendix-D/01_main-chapter-code/appendix-D.ipynb",
+        "llm_from_scratch.appendix_d.appendix_d",
+        ["_check_int", "lr_at_step", "_gradients", "find_highest_gradient", "global_grad_norm", "train_model"],
+    ),
+    (
+        "appendix-E/01_main-chapter-code/appendix-E.ipynb",
+        "llm_from_scratch.appendix_e.appendix_e",
+        ["_check_rank_and_alpha", "LoRALayer", "LinearWithLoRA", "replace_linear_with_lora"],
+    ),
 ]
 
 _MAGIC = re.compile(r"^\s*[!%].*$", re.MULTILINE)  # IPython 매직(!git, %pip)은 파이썬 문법이 아니다
