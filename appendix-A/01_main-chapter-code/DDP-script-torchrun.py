@@ -1,8 +1,8 @@
-"""부록 A.9.3: DistributedDataParallel(DDP)로 훈련하기 — torchrun 으로 띄우는 판.
+"""부록 A.9.3: DistributedDataParallel(DDP)로 훈련하기 — torchrun으로 띄우는 판.
 
-프로세스는 torchrun 이 띄우고, 각 프로세스에 ``LOCAL_RANK``, ``WORLD_SIZE``, ``MASTER_ADDR``, ``MASTER_PORT`` 를
-환경 변수로 알려 준다. 이 스크립트는 그 값을 읽어 ``llm_from_scratch.appendix_a`` 의 ``ddp_train`` 을 부른다.
-GPU 가 있으면 NCCL, 없으면 gloo 백엔드를 쓴다. 책처럼 머신(노드) 하나에서 돌리는 것을 전제로 ``LOCAL_RANK`` 를
+프로세스는 torchrun이 띄우고, 각 프로세스에 ``LOCAL_RANK``, ``WORLD_SIZE``, ``MASTER_ADDR``, ``MASTER_PORT``를
+환경 변수로 알려 준다. 이 스크립트는 그 값을 읽어 ``llm_from_scratch.appendix_a``의 ``ddp_train``을 부른다.
+GPU가 있으면 NCCL, 없으면 gloo 백엔드를 쓴다. 책처럼 머신(노드) 하나에서 돌리는 것을 전제로 ``LOCAL_RANK``를
 프로세스 번호로 쓴다. 아주 작은 작업이라 따로 줄인 QUICK 모드는 없다.
 
     torchrun --nproc_per_node=2 DDP-script-torchrun.py
@@ -31,7 +31,7 @@ def parse_args():
 
 
 def read_env_int(name):
-    """torchrun 이 정해 주는 환경 변수를 정수로 읽는다."""
+    """torchrun이 정해 주는 환경 변수를 정수로 읽는다."""
     value = os.environ.get(name)
     if value is None:
         raise SystemExit(

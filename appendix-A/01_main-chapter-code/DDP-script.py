@@ -1,10 +1,10 @@
-"""부록 A.9.3: DistributedDataParallel(DDP)로 훈련하기 — torch.multiprocessing.spawn 으로 프로세스를 띄우는 판.
+"""부록 A.9.3: DistributedDataParallel(DDP)로 훈련하기 — torch.multiprocessing.spawn으로 프로세스를 띄우는 판.
 
-GPU 가 있으면 GPU 하나당 프로세스 하나(NCCL 백엔드), 없으면 CPU 프로세스 여러 개(gloo 백엔드)로 돈다.
-각 프로세스가 하는 일(그룹 참여, DistributedSampler, 훈련, 정확도 출력)은 ``llm_from_scratch.appendix_a`` 의
-``ddp_train`` 에 있다. 훈련 데이터가 샘플 5개뿐인 아주 작은 작업이라 따로 줄인 QUICK 모드는 없다.
+GPU가 있으면 GPU 하나당 프로세스 하나(NCCL 백엔드), 없으면 CPU 프로세스 여러 개(gloo 백엔드)로 돈다.
+각 프로세스가 하는 일(그룹 참여, DistributedSampler, 훈련, 정확도 출력)은 ``llm_from_scratch.appendix_a``의
+``ddp_train``에 있다. 훈련 데이터가 샘플 5개뿐인 아주 작은 작업이라 따로 줄인 QUICK 모드는 없다.
 
-    python DDP-script.py                             # GPU 개수만큼(GPU 가 없으면 CPU 프로세스 2개)
+    python DDP-script.py                             # GPU 개수만큼(GPU가 없으면 CPU 프로세스 2개)
     python DDP-script.py --device cpu --world-size 2
 """
 
@@ -70,7 +70,7 @@ def main():
     os.environ.setdefault("MASTER_PORT", str(find_free_port()))
 
     print(f"PyTorch {torch.__version__}, 장치 {device_type}, 프로세스 {world_size}개", flush=True)
-    # spawn 은 ddp_train(rank, *args) 를 프로세스마다 부르며 rank 를 0, 1, … 로 채워 준다
+    # spawn은 ddp_train(rank, *args)를 프로세스마다 부르며 rank를 0, 1, … 로 채워 준다
     mp.spawn(ddp_train, args=(world_size, args.num_epochs, device_type), nprocs=world_size)
 
 
