@@ -301,6 +301,42 @@ def test_gpt_generate_rejects_top_k_larger_than_vocabulary(capsys, tmp_path):
 # ---------------------------------------------------------------------------
 
 
+def test_tf_checkpoint_problems_name_the_real_cause_and_delete_nothing(tmp_path):
+    """hparams.json 이 온전한 체크포인트와 맞지 않음 / hparams.json 이 JSON 이 아님 / 색인 파일이 잘림: 각각 그
+    원인과 파일을 밝히고, 폴더는 바이트 단위로 그대로다(예전에는 체크포인트 네 파일을 지우고 매번 다시 받았다)."""
+    from llm_from_scratch.ch05 import download_and_load_gpt2, write_synthetic_gpt2_checkpoint
+
+    model_dir = write_synthetic_gpt2_checkpoint(tmp_path, "124M", hparams=TINY_HPARAMS)
+    hparams_path = model_dir / "hparams.json"
+    original = hparams_path.read_text(encoding="utf-8")
+
+    hparams_path.write_text(json.dumps({**TINY_HPARAMS, "n_embd": 32, "n_layer": 3}), encoding="utf-8")
+    before = tree(tmp_path)
+    with pytest.raises(GPT2CheckpointError) as error:
+        download_and_load_gpt2("124M", tmp_path)
+    message = str(error.value)
+    assert "hparams.json 이 체크포인트와 맞지 않습니다" in message
+    assert "n_embd: hparams.json 은 32, 체크포인트는 16" in message and "n_layer: hparams.json 은 3, 체크포인트는 2" in message
+    assert "아무것도 지우지 않았습니다" in message
+    assert tree(tmp_path) == before
+
+    hparams_path.write_text('{"n_vocab": 50257,', encoding="utf-8")
+    before = tree(tmp_path)
+    with pytest.raises(DownloadError) as error:
+        download_and_load_gpt2("124M", tmp_path)
+    assert str(hparams_path.resolve()) in str(error.value) and "JSON" in str(error.value)
+    assert tree(tmp_path) == before
+
+    hparams_path.write_text(original, encoding="utf-8")
+    index = model_dir / "model.ckpt.index"
+    index.write_bytes(index.read_bytes()[:-20])
+    before = tree(tmp_path)
+    with pytest.raises(DownloadError) as error:
+        download_and_load_gpt2("124M", tmp_path)
+    assert str(index.resolve()) in str(error.value) and "TensorFlow" in str(error.value)
+    assert tree(tmp_path) == before
+
+
 @pytest.fixture
 def hf_checkpoint(tmp_path):
     path = write_synthetic_gpt2_safetensors(tmp_path / "models" / "gpt2" / "model.safetensors", hparams=TINY_HPARAMS)

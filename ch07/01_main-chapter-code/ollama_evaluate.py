@@ -16,15 +16,7 @@ import os
 import sys
 from pathlib import Path
 
-from tqdm import tqdm
-
-from llm_from_scratch.ch07 import (
-    DEFAULT_OLLAMA_URL,
-    check_if_running,
-    format_scoring_prompt,
-    parse_score,
-    query_model,
-)
+from llm_from_scratch.ch07 import DEFAULT_OLLAMA_URL, check_if_running, generate_model_scores
 from llm_from_scratch.utils import QUICK, existing_file, positive_float
 
 QUICK_NUM_ENTRIES = 3  # 빠른 모드에서 채점할 항목 수
@@ -65,35 +57,27 @@ def load_responses(path, json_key):
 
 
 def score_responses(test_data, json_key, model, url, timeout, show_progress=True):
-    """항목마다 심판 모델에게 점수를 묻는다. 읽을 수 없는 점수는 알리고 건너뛴다.
+    """``generate_model_scores`` 로 채점한다(요청마다 ``timeout`` 초까지 기다린다).
 
     답이 JSON 이 아니거나 Ollama 의 모양이 아니면, 또는 ``timeout`` 초 안에 답이 없으면 ``OllamaReplyError``.
     """
-    scores = []
-    for entry in tqdm(test_data, desc="채점", disable=not show_progress):
-        try:
-            reply = query_model(format_scoring_prompt(entry, json_key), model=model, url=url, timeout=timeout)
-        except TimeoutError:
-            raise OllamaReplyError(
-                f"Ollama 서버({url})가 {timeout:g}초 안에 답하지 않았습니다. --timeout 을 늘리거나 서버 상태를 확인하세요."
-            ) from None
-        except ConnectionError:
-            raise
-        except RuntimeError as error:  # Ollama 가 돌려준 오류(HTTP 오류, {"error": ...})는 그 메시지 그대로
-            raise OllamaReplyError(str(error)) from None
-        except (ValueError, AttributeError, TypeError, KeyError, UnicodeDecodeError) as error:
-            raise OllamaReplyError(
-                f"Ollama 서버({url})의 답이 JSON 이 아니거나 기대한 모양({{'message': {{'content': ...}}}})이 아닙니다"
-                f"({type(error).__name__}: {error}). --url 이 Ollama 의 /api/chat 주소인지 확인하세요."
-            ) from None
-        if not isinstance(reply, str):
-            raise OllamaReplyError(f"Ollama 서버({url})의 답에서 문자열 내용을 찾지 못했습니다(받은 것: {reply!r}).")
-        score = parse_score(reply)
-        if score is None:
-            print(f"점수로 읽을 수 없는 답을 건너뜁니다: {reply!r}")
-            continue
-        scores.append(score)
-    return scores
+    try:
+        return generate_model_scores(
+            test_data, json_key, model=model, url=url, show_progress=show_progress, timeout=timeout
+        )
+    except TimeoutError:
+        raise OllamaReplyError(
+            f"Ollama 서버({url})가 {timeout:g}초 안에 답하지 않았습니다. --timeout 을 늘리거나 서버 상태를 확인하세요."
+        ) from None
+    except ConnectionError:
+        raise
+    except RuntimeError as error:  # Ollama 가 돌려준 오류(HTTP 오류, {"error": ...})는 그 메시지 그대로
+        raise OllamaReplyError(str(error)) from None
+    except (ValueError, AttributeError, TypeError, KeyError, UnicodeDecodeError) as error:
+        raise OllamaReplyError(
+            f"Ollama 서버({url})의 답이 JSON 이 아니거나 기대한 모양({{'message': {{'content': ...}}}})이 아닙니다"
+            f"({error}). --url 이 Ollama 의 /api/chat 주소인지 확인하세요."
+        ) from None
 
 
 def main(argv=None):
