@@ -5,14 +5,21 @@ Meta 의 가중치·토크나이저 파일은 받을 수 없으므로, 파라미
 토크나이저는 여기서 훈련한 SentencePiece 모델과 여기서 만든 Llama 3 형식의 순위 파일로 확인한다.
 """
 
+import ast
 import base64
 import http.server
+import inspect
+import json
+import re
 import threading
+from pathlib import Path
 
 import pytest
 import tiktoken
 import torch
 
+import llm_from_scratch.llama.llama_model as llama_model_module
+import llm_from_scratch.llama.llama_tokenizer as llama_tokenizer_module
 from llm_from_scratch.ch05 import generate
 from llm_from_scratch.download import DownloadError, download_data_file
 from llm_from_scratch.llama import (
@@ -482,3 +489,44 @@ def test_download_sends_hf_token_and_explains_the_licence_step(gated_server, tmp
     assert "401" in str(error.value) and "라이선스" in str(error.value)
     assert not (tmp_path / "other" / "tokenizer.model").exists()
 
+
+
+# ---------------------------------------------------------------------------
+# 노트북의 코드가 모듈의 코드와 같다(d2l 방식: 읽는 코드가 곧 가져다 쓰는 코드)
+# ---------------------------------------------------------------------------
+
+NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "ch05" / "07_gpt_to_llama"
+NOTEBOOK_LISTINGS = {
+    "converting-gpt-to-llama2.ipynb": [
+        "RMSNorm", "SiLU", "FeedForward", "compute_rope_params", "apply_rope", "MultiHeadAttention",
+        "TransformerBlock", "Llama2Model",
+    ],
+    "converting-llama2-to-llama3.ipynb": ["GroupedQueryAttention", "scale_rope_frequencies", "Llama3Model"],
+    "standalone-llama32.ipynb": [
+        "RMSNorm", "SiLU", "FeedForward", "compute_rope_params", "apply_rope", "scale_rope_frequencies",
+        "MultiHeadAttention", "GroupedQueryAttention", "TransformerBlock", "Llama2Model", "Llama3Model",
+        "_existing_file", "Llama3Tokenizer", "ChatFormat", "_next_token", "generate_cached",
+    ],
+}
+
+
+def _module_definition(name):
+    for module in (llama_model_module, llama_tokenizer_module):
+        if hasattr(module, name):
+            return ast.parse(inspect.getsource(getattr(module, name))).body[0]
+    raise AssertionError(f"모듈에 {name} 이 없습니다")
+
+
+@pytest.mark.parametrize("notebook", sorted(NOTEBOOK_LISTINGS))
+def test_notebook_listings_are_the_module_code(notebook):
+    cells = json.loads((NOTEBOOK_DIR / notebook).read_text(encoding="utf-8"))["cells"]
+    definitions = {}
+    for cell in cells:
+        if cell["cell_type"] == "code":
+            source = re.sub(r"^\s*[!%].*$", "", "".join(cell["source"]), flags=re.MULTILINE)
+            for node in ast.parse(source).body:
+                if isinstance(node, (ast.ClassDef, ast.FunctionDef)):
+                    definitions[node.name] = node
+    for name in NOTEBOOK_LISTINGS[notebook]:
+        assert name in definitions, f"{notebook} 에 {name} 의 코드가 없습니다"
+        assert ast.dump(definitions[name]) == ast.dump(_module_definition(name)), f"{notebook} 의 {name} 이 모듈과 다릅니다"
