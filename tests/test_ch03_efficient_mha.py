@@ -29,7 +29,10 @@ VARIANT_NAMES = [
     "Combined QKV",
     "Einsum",
     "F.scaled_dot_product_attention",
+    "SDPA (math kernel)",
     "nn.MultiheadAttention",
+    "nn.MultiheadAttention (need_weights=True)",
+    *(["FlexAttention"] if mv.FLEX_ATTENTION_AVAILABLE else []),
 ]
 
 
@@ -47,7 +50,7 @@ def x():
     return torch.randn(3, 12, D_MODEL)
 
 
-def test_build_variants_returns_all_six_with_equal_parameter_counts(variants):
+def test_build_variants_returns_all_variants_with_equal_parameter_counts(variants):
     assert list(variants) == ["Ch03 wrapper + out_proj", "Ch03 MultiHeadAttention", *VARIANT_NAMES[1:]]
     counts = {name: sum(p.numel() for p in m.parameters()) for name, m in variants.items()}
     assert len(set(counts.values())) == 1, counts
@@ -62,6 +65,8 @@ def test_variant_output_equals_multi_head_attention(variants, x, name):
 
 @pytest.mark.parametrize("name", VARIANT_NAMES)
 def test_variant_gradients_equal_multi_head_attention(variants, x, name):
+    if name == "FlexAttention" and x.device.type == "cpu":
+        pytest.skip("PyTorch 2.13 의 FlexAttention 은 CPU 에서 역전파를 지원하지 않는다(NotImplementedError)")
     # 역전파도 같은 함수를 미분하는지: 입력에 대한 기울기를 비교한다
     grads = []
     for module in (variants[name], variants["Ch03 MultiHeadAttention"]):
@@ -101,7 +106,9 @@ def test_weights_from_a_fresh_reference_change_every_variant_to_match_it(variant
         mv.MultiHeadAttentionCombinedQKV,
         mv.MHAEinsum,
         mv.MHAPyTorchSDPA,
+        mv.MHAPyTorchSDPAMath,
         mv.MHAPyTorchClass,
+        *([mv.MHAPyTorchFlexAttention] if mv.FLEX_ATTENTION_AVAILABLE else []),
     ],
 )
 def test_variants_check_their_inputs(cls):
@@ -132,3 +139,38 @@ def test_benchmark_returns_positive_milliseconds(variants, x, backward):
     assert mv.benchmark_ms(variants["Einsum"], x, backward=backward, repeats=2, warmup=0) > 0
     with pytest.raises(ValueError, match="repeats"):
         mv.benchmark_ms(variants["Einsum"], x, repeats=0)
+
+
+def test_flex_attention_is_left_out_with_dropout_and_refuses_it():
+    names = list(mv.build_variants(D_MODEL, D_MODEL, CONTEXT_LENGTH, NUM_HEADS, dropout=0.1))
+    assert "FlexAttention" not in names and "SDPA (math kernel)" in names
+    if mv.FLEX_ATTENTION_AVAILABLE:
+        with pytest.raises(ValueError, match="dropout=0.1"):
+            mv.MHAPyTorchFlexAttention(D_MODEL, D_MODEL, CONTEXT_LENGTH, 0.1, NUM_HEADS)
+
+
+def test_need_weights_switch_reaches_nn_multihead_attention(variants, x):
+    fast, slow = variants["nn.MultiheadAttention"], variants["nn.MultiheadAttention (need_weights=True)"]
+    assert (fast.need_weights, slow.need_weights) == (False, True)
+    calls = []
+    hook = slow.mha.register_forward_hook(lambda module, args, kwargs, out: calls.append(out[1]), with_kwargs=True)
+    with torch.no_grad():
+        slow(x)
+    hook.remove()
+    assert calls[0] is not None and calls[0].shape == (3, 12, 12)  # 헤드 평균 어텐션 가중치를 만든다
+    assert torch.allclose(calls[0].triu(1), torch.zeros(()))  # 코잘: 대각선 위는 0
+
+
+def test_math_kernel_variant_runs_sdpa_under_the_math_backend(monkeypatch, variants, x):
+    seen = []
+    original = mv.scaled_dot_product_attention
+
+    def spy(*args, **kwargs):
+        seen.append(torch.backends.cuda.math_sdp_enabled() and not torch.backends.cuda.flash_sdp_enabled())
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(mv, "scaled_dot_product_attention", spy)
+    with torch.no_grad():
+        variants["SDPA (math kernel)"](x)
+        variants["F.scaled_dot_product_attention"](x)
+    assert seen == [True, False]

@@ -11,14 +11,25 @@ import time
 
 import torch
 from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.nn.functional import scaled_dot_product_attention
 
 from llm_from_scratch.ch03 import MultiHeadAttention, MultiHeadAttentionWrapper
 
+try:  # FlexAttention 은 PyTorch 2.5 부터 있다
+    from torch.nn.attention.flex_attention import create_block_mask, flex_attention
+except ImportError:
+    create_block_mask = flex_attention = None
+
+FLEX_ATTENTION_AVAILABLE = flex_attention is not None
+
 __all__ = [
+    "FLEX_ATTENTION_AVAILABLE",
     "MHAEinsum",
     "MHAPyTorchClass",
+    "MHAPyTorchFlexAttention",
     "MHAPyTorchSDPA",
+    "MHAPyTorchSDPAMath",
     "MultiHeadAttentionCombinedQKV",
     "MultiHeadAttentionWrapperWithProj",
     "benchmark_ms",
@@ -170,16 +181,73 @@ class MHAPyTorchSDPA(nn.Module):
         return self.out_proj(context_vec)
 
 
+class MHAPyTorchSDPAMath(MHAPyTorchSDPA):
+    """``MHAPyTorchSDPA`` 와 같지만 SDPA 를 수학(math) 커널로만 돌리게 강제한 것.
+
+    수학 커널은 어텐션 행렬을 통째로 만드는 참고 구현이라, 빠른 커널(FlashAttention 등)이 얼마나 이득인지 보여 준다.
+    """
+
+    def forward(self, x):
+        with sdpa_kernel(SDPBackend.MATH):
+            return super().forward(x)
+
+
+class MHAPyTorchFlexAttention(MHAPyTorchSDPA):
+    """어텐션 계산을 ``torch.nn.attention.flex_attention`` 에 맡기는 멀티 헤드 어텐션.
+
+    코잘 마스크는 "쿼리 위치 >= 키 위치" 함수(``mask_mod``)에서 만든 블록 마스크로 준다. 블록 마스크는 토큰 수와 장치마다
+    한 번 만들어 둔다. GPU 에서는 ``torch.compile`` 로 감싸야 빠른 커널이 생기고, 그냥 부르면(CPU 포함) 어텐션 행렬을
+    통째로 만드는 느린 참고 구현으로 돈다. 어텐션 드롭아웃은 지원하지 않는다.
+    """
+
+    def __init__(self, d_in, d_out, context_length, dropout, num_heads, qkv_bias=False):
+        if not FLEX_ATTENTION_AVAILABLE:
+            raise RuntimeError(f"FlexAttention 은 PyTorch 2.5 이상에 있습니다(지금 {torch.__version__}).")
+        if dropout:
+            raise ValueError(f"FlexAttention 변형은 어텐션 드롭아웃을 지원하지 않습니다(dropout={dropout}). 0.0 을 주세요.")
+        super().__init__(d_in, d_out, context_length, dropout, num_heads, qkv_bias)
+        self._block_masks = {}
+        self.flex_attention = flex_attention  # torch.compile 한 함수로 바꿔 끼울 수 있게 속성으로 둔다
+
+    @staticmethod
+    def _causal(batch, head, q_idx, kv_idx):
+        return q_idx >= kv_idx
+
+    def _block_mask(self, num_tokens, device):
+        key = (num_tokens, str(device))
+        if key not in self._block_masks:
+            self._block_masks[key] = create_block_mask(
+                self._causal, B=None, H=None, Q_LEN=num_tokens, KV_LEN=num_tokens, device=device
+            )
+        return self._block_masks[key]
+
+    def forward(self, x):
+        b, num_tokens, _d_in = x.shape
+        _check_length(num_tokens, self.context_length)
+        qkv = self.qkv(x).view(b, num_tokens, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        queries, keys, values = qkv.unbind(0)
+
+        block_mask = self._block_mask(num_tokens, x.device)
+        context_vec = self.flex_attention(queries, keys, values, block_mask=block_mask)
+
+        context_vec = context_vec.transpose(1, 2).reshape(b, num_tokens, self.d_out)
+        return self.out_proj(context_vec)
+
+
 class MHAPyTorchClass(nn.Module):
     """PyTorch 의 ``nn.MultiheadAttention`` 을 코잘 마스크와 함께 쓰는 감싸개.
 
     ``nn.MultiheadAttention`` 은 입력 크기와 출력 크기가 같아야 하므로 ``d_in == d_out`` 이어야 한다.
     편향 설정 하나(``bias``)가 입력 투영과 출력 투영에 함께 적용되므로, ``qkv_bias=False`` 일 때도
     ``MultiHeadAttention`` 처럼 출력 투영에는 편향을 둔다.
+
+    ``need_weights=True`` (``nn.MultiheadAttention`` 의 기본값)이면 헤드 평균 어텐션 가중치를 만들어 돌려주느라
+    빠른 경로(SDPA)를 쓰지 못한다. 비교하려고 둘 다 만들 수 있게 했다.
     """
 
-    def __init__(self, d_in, d_out, context_length, dropout, num_heads, qkv_bias=False):
+    def __init__(self, d_in, d_out, context_length, dropout, num_heads, qkv_bias=False, need_weights=False):
         super().__init__()
+        self.need_weights = need_weights
         _check_heads(d_out, num_heads)
         if d_in != d_out:
             raise ValueError(f"nn.MultiheadAttention 은 d_in 과 d_out 이 같아야 합니다(d_in={d_in}, d_out={d_out}).")
@@ -195,7 +263,7 @@ class MHAPyTorchClass(nn.Module):
         _check_length(num_tokens, self.mask.shape[0])
         attn_mask = self.mask[:num_tokens, :num_tokens]
         # need_weights=False 여야 어텐션 가중치를 따로 만들지 않고 빠른 경로를 쓴다
-        out, _ = self.mha(x, x, x, attn_mask=attn_mask, need_weights=False, is_causal=True)
+        out, _ = self.mha(x, x, x, attn_mask=attn_mask, need_weights=self.need_weights, is_causal=True)
         return out
 
 
@@ -263,9 +331,10 @@ def copy_weights_from_mha(source, target):
 
 
 def build_variants(d_in, d_out, context_length, num_heads, dropout=0.0, qkv_bias=False, seed=123):
-    """비교할 여섯 구현을 만들고, 모두 같은 가중치를 갖게 한다.
+    """비교할 구현을 모두 만들고, 모두 같은 가중치를 갖게 한다.
 
     기준인 3장 ``MultiHeadAttention`` 을 시드 ``seed`` 로 먼저 만든 뒤, 그 가중치를 나머지 변형에 옮긴다.
+    FlexAttention 은 PyTorch 2.5 이상이고 ``dropout`` 이 0 일 때만 넣는다.
 
     Returns:
         이름 -> 모듈 딕셔너리. 키 "Ch03 MultiHeadAttention" 이 기준 구현이다(이름은 그래프 글꼴 때문에 영문).
@@ -279,8 +348,12 @@ def build_variants(d_in, d_out, context_length, num_heads, dropout=0.0, qkv_bias
         "Combined QKV": MultiHeadAttentionCombinedQKV(*args),
         "Einsum": MHAEinsum(*args),
         "F.scaled_dot_product_attention": MHAPyTorchSDPA(*args),
+        "SDPA (math kernel)": MHAPyTorchSDPAMath(*args),
         "nn.MultiheadAttention": MHAPyTorchClass(*args),
+        "nn.MultiheadAttention (need_weights=True)": MHAPyTorchClass(*args, need_weights=True),
     }
+    if FLEX_ATTENTION_AVAILABLE and not dropout:
+        variants["FlexAttention"] = MHAPyTorchFlexAttention(*args)
     for module in variants.values():
         if module is not reference:
             copy_weights_from_mha(reference, module)
