@@ -530,3 +530,34 @@ def test_notebook_listings_are_the_module_code(notebook):
     for name in NOTEBOOK_LISTINGS[notebook]:
         assert name in definitions, f"{notebook} 에 {name} 의 코드가 없습니다"
         assert ast.dump(definitions[name]) == ast.dump(_module_definition(name)), f"{notebook} 의 {name} 이 모듈과 다릅니다"
+
+
+# ---------------------------------------------------------------------------
+# 속도 측정 스크립트: 인자를 먼저 확인한다
+# ---------------------------------------------------------------------------
+
+
+def _benchmark_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("llama_benchmark", NOTEBOOK_DIR / "benchmark.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_benchmark_help_is_korean_and_bad_arguments_stop_before_any_work(capsys):
+    benchmark = _benchmark_module()
+    with pytest.raises(SystemExit) as exit_info:
+        benchmark.main(["--help"])
+    assert exit_info.value.code == 0 and "transformers" in capsys.readouterr().out
+    for argv, message in [
+        (["--n-heads", "3"], "--n-heads"),
+        (["--n-kv-groups", "3"], "--n-kv-groups"),
+        (["--max-new-tokens", "2000"], "--context-length"),
+        (["--repeats", "0"], "1 이상"),
+    ]:
+        with pytest.raises(SystemExit) as exit_info:
+            benchmark.main(argv)
+        assert exit_info.value.code == 2
+        assert message in capsys.readouterr().err

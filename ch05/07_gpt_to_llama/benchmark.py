@@ -72,7 +72,11 @@ def build_models(cfg, seed):
 
 
 def run_benchmark(cfg, prompt_tokens, max_new_tokens, seed, repeats):
-    """두 방식으로 ``max_new_tokens`` 개를 만들고 방식마다 (이름, 초당 토큰 중앙값, 모든 측정값, 새 토큰)을 돌려준다."""
+    """두 방식으로 ``max_new_tokens`` 개를 만들고 방식마다 (이름, 초당 토큰들, CPU 초당 토큰들, 새 토큰)을 돌려준다.
+
+    벽시계 시간과 함께 이 프로세스가 쓴 CPU 시간(``time.process_time``)도 잰다. 다른 작업과 CPU 를 나눠 쓰는
+    머신에서는 기다린 시간이 벽시계 시간에 섞이지만 CPU 시간에는 섞이지 않는다.
+    """
     hf_model, model = build_models(cfg, seed)
     idx = torch.randint(0, cfg["vocab_size"], (1, prompt_tokens), generator=torch.Generator().manual_seed(seed))
 
@@ -88,20 +92,21 @@ def run_benchmark(cfg, prompt_tokens, max_new_tokens, seed, repeats):
     methods = [("이 구현 generate_cached", ours), ("transformers generate(use_cache=True)", hf)]
     for _, fn in methods:
         fn(WARMUP_TOKENS)  # 첫 호출의 준비 비용(메모리 할당 등)을 측정에서 뺀다
-    speeds = [[] for _ in methods]
+    wall_speeds, cpu_speeds = [[] for _ in methods], [[] for _ in methods]
     new_tokens = [None] * len(methods)
     for _ in tqdm(range(repeats), desc="측정", unit="회"):
         for i, (name, fn) in enumerate(methods):  # 번갈아 재서 부하의 변화가 한쪽에만 몰리지 않게 한다
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             out = fn(max_new_tokens)
-            seconds = time.perf_counter() - start
+            seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
             new_tokens[i] = out[0, prompt_tokens:].tolist()
             if len(new_tokens[i]) != max_new_tokens:
                 raise RuntimeError(f"{name}: 새 토큰 {max_new_tokens}개를 기대했지만 {len(new_tokens[i])}개가 나왔습니다.")
-            speeds[i].append(max_new_tokens / seconds)
+            wall_speeds[i].append(max_new_tokens / seconds)
+            cpu_speeds[i].append(max_new_tokens / cpu_seconds)
     return [
-        (name, statistics.median(values), values, tokens)
-        for (name, _), values, tokens in zip(methods, speeds, new_tokens, strict=True)
+        (name, wall, cpu, tokens)
+        for (name, _), wall, cpu, tokens in zip(methods, wall_speeds, cpu_speeds, new_tokens, strict=True)
     ]
 
 
@@ -156,11 +161,16 @@ def main(argv=None):
     results = run_benchmark(cfg, args.prompt_tokens, args.max_new_tokens, args.seed, args.repeats)
 
     width = max(len(name) for name, *_ in results)
-    for name, median, values, _ in results:
-        spread = ", ".join(f"{v:.1f}" for v in values)
-        print(f"{name:<{width}}  {median:8.1f} 토큰/초 (측정값: {spread})")
-    (_, ours, _, ours_tokens), (_, hf, _, hf_tokens) = results
-    print(f"이 구현 / transformers: {ours / hf:.2f}배")
+    for name, wall, cpu, _ in results:
+        print(
+            f"{name:<{width}}  {statistics.median(wall):8.1f} 토큰/초, CPU 1초당 {statistics.median(cpu):8.1f} 토큰 "
+            f"(측정값: {', '.join(f'{v:.1f}' for v in wall)})"
+        )
+    (_, ours_wall, ours_cpu, ours_tokens), (_, hf_wall, hf_cpu, hf_tokens) = results
+    print(
+        f"이 구현 / transformers: 벽시계 {statistics.median(ours_wall) / statistics.median(hf_wall):.2f}배, "
+        f"CPU 시간 {statistics.median(ours_cpu) / statistics.median(hf_cpu):.2f}배"
+    )
     print(f"두 방식이 만든 토큰이 같은가: {'예' if ours_tokens == hf_tokens else '아니오'}")
 
 
