@@ -26,23 +26,24 @@ def load_splits(data_dir):
     return {name: pd.read_csv(path) for name, path in paths.items()}
 
 
+def fit_baselines(train_df):
+    """단어 수 세기 벡터라이저와 두 분류기(더미, 로지스틱 회귀)를 훈련 세트로 맞춰 돌려준다."""
+    vectorizer = CountVectorizer(lowercase=True, max_df=0.95)
+    features = vectorizer.fit_transform(train_df["Text"].fillna(""))
+    models = {"dummy": DummyClassifier(strategy="most_frequent"), "logreg": LogisticRegression(max_iter=1000)}
+    for model in models.values():
+        model.fit(features, train_df["Label"])
+    return vectorizer, models
+
+
 def train_and_evaluate(splits):
     """두 분류기를 훈련 세트로 맞추고 세 세트의 정확도를 {"dummy": {...}, "logreg": {...}} 로 돌려준다."""
-    vectorizer = CountVectorizer(lowercase=True, max_df=0.95)
-    features = {"train": vectorizer.fit_transform(splits["train"]["Text"].fillna(""))}
-    for name in SPLITS[1:]:
-        features[name] = vectorizer.transform(splits[name]["Text"].fillna(""))
-    models = {
-        "dummy": DummyClassifier(strategy="most_frequent"),
-        "logreg": LogisticRegression(max_iter=1000),
+    vectorizer, models = fit_baselines(splits["train"])
+    features = {name: vectorizer.transform(splits[name]["Text"].fillna("")) for name in SPLITS}
+    return {
+        model_name: {name: accuracy_score(splits[name]["Label"], model.predict(features[name])) for name in SPLITS}
+        for model_name, model in models.items()
     }
-    results = {}
-    for model_name, model in models.items():
-        model.fit(features["train"], splits["train"]["Label"])
-        results[model_name] = {
-            name: accuracy_score(splits[name]["Label"], model.predict(features[name])) for name in SPLITS
-        }
-    return results
 
 
 def main(argv=None):
