@@ -41,6 +41,7 @@ from llm_from_scratch.llama import (
     download_llama_files,
     generate_cached,
     load_llama_safetensors,
+    load_meta_checkpoint,
     load_meta_llama2_weights,
     load_weights_into_llama,
     meta_to_hf_rope_layout,
@@ -214,10 +215,14 @@ def test_rope_keeps_only_the_relative_position_in_attention_scores():
     assert not torch.allclose(score(7, 3), score(7, 4))
 
 
-def test_llama2_logits_equal_transformers():
+def test_llama2_logits_equal_transformers_from_state_dict_and_safetensors(tmp_path):
     reference = hf_model(TINY_LLAMA2)
     model = load_weights_into_llama(Llama2Model(TINY_LLAMA2).eval(), TINY_LLAMA2, reference.state_dict())
     assert max_logit_diff(model, reference) <= 1e-5
+    reference.save_pretrained(tmp_path)
+    from_folder = load_weights_into_llama(Llama2Model(TINY_LLAMA2).eval(), TINY_LLAMA2, load_llama_safetensors(tmp_path))
+    assert max_logit_diff(from_folder, reference, seed=1) <= 1e-5
+    assert from_folder.out_head.weight is not from_folder.tok_emb.weight  # Llama 2 는 출력층이 따로 있다
 
 
 @pytest.mark.parametrize(
@@ -282,7 +287,7 @@ def _hf_to_meta_rope_layout(weight, n_heads):
     return weight.view(n_heads, 2, out_dim // n_heads // 2, in_dim).transpose(1, 2).reshape(out_dim, in_dim)
 
 
-def test_meta_llama2_checkpoint_loads_to_the_same_logits():
+def test_meta_llama2_checkpoint_loads_to_the_same_logits(tmp_path):
     reference = hf_model(TINY_LLAMA2)
     hf = reference.state_dict()
     n_heads = TINY_LLAMA2["n_heads"]
@@ -301,8 +306,12 @@ def test_meta_llama2_checkpoint_loads_to_the_same_logits():
             m + "feed_forward.w2.weight": hf[p + "mlp.down_proj.weight"],
             m + "feed_forward.w3.weight": hf[p + "mlp.up_proj.weight"],
         }
-    model = load_meta_llama2_weights(Llama2Model(TINY_LLAMA2).eval(), TINY_LLAMA2, meta)
+    torch.save(meta, tmp_path / "consolidated.00.pth")  # Meta 가 배포한 것과 같은 파일 형식
+    checkpoint = load_meta_checkpoint(tmp_path / "consolidated.00.pth")
+    model = load_meta_llama2_weights(Llama2Model(TINY_LLAMA2).eval(), TINY_LLAMA2, checkpoint)
     assert max_logit_diff(model, reference) <= 1e-5
+    with pytest.raises(ValueError, match="consolidated.00.pth"):
+        load_meta_llama2_weights(Llama2Model(TINY_LLAMA2), TINY_LLAMA2, hf)
 
 
 # ---------------------------------------------------------------------------
