@@ -1,0 +1,207 @@
+"""prepare_dataset.py 가 만든 combined_N.txt 파일들로 GPT 모델을 사전 훈련한다(5장 훈련 루프의 긴 버전).
+
+- 기본 모델은 GPT-2 124M(문맥 길이 1024), 옵티마이저는 AdamW(weight_decay 0.1).
+- 파일을 하나씩 읽어 90%로 훈련, 10%로 평가한다. --eval-freq 스텝마다 손실을, --print-sample-iter 스텝마다 생성 문장을 출력한다.
+- --save-ckpt-freq 스텝마다 체크포인트(모델, 옵티마이저, 난수 상태, 어디까지 읽었는지)를 임시 파일에 쓴 뒤 이름을 바꿔(원자적으로) 저장한다.
+- --resume 체크포인트로 멈춘 자리(같은 파일, 같은 배치)부터 같은 스텝 번호로 이어서 훈련한다.
+- Ctrl-C 로 멈추면 그 자리의 체크포인트를 남긴다.
+
+    python pretraining_simple.py --data-dir gutenberg_preprocessed --n-epochs 1 --batch-size 4 --output-dir model_checkpoints
+    python pretraining_simple.py --data-dir gutenberg_preprocessed --resume model_checkpoints/model_pg_100000.pth
+    python pretraining_simple.py --data-dir gutenberg_preprocessed --debug   # 작은 모델로 빠르게(LLMFS_QUICK=1 과 같음)
+"""
+
+import argparse
+import csv
+import os
+import sys
+import time
+from pathlib import Path
+
+import tiktoken
+import torch
+from tqdm import tqdm
+
+from llm_from_scratch.ch02 import create_dataloader_v1
+from llm_from_scratch.ch04 import GPT_CONFIG_124M, GPTModel
+from llm_from_scratch.ch05 import calc_loss_batch, evaluate_model, generate, text_to_token_ids, token_ids_to_text
+from llm_from_scratch.utils import QUICK, get_device
+
+DEBUG_CONFIG = {**GPT_CONFIG_124M, "context_length": 16, "emb_dim": 16, "n_heads": 2, "n_layers": 2}
+LOG_COLUMNS = ["step", "epoch", "file", "tokens_seen", "train_loss", "val_loss", "seconds"]
+START_CONTEXT = "Every effort moves you"
+
+
+def save_checkpoint(path, model, optimizer, state, config):
+    """임시 파일에 저장한 뒤 이름을 바꾼다. 저장 중에 멈춰도 반쯤 쓴 체크포인트가 남지 않는다."""
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(
+        {
+            "model_state_dict": model.state_dict(),
+            "optimizer_state_dict": optimizer.state_dict(),
+            "rng_state": torch.get_rng_state(),
+            "config": config,
+            **state,
+        },
+        tmp,
+    )
+    os.replace(tmp, path)
+    return path
+
+
+def file_loaders(path, config, batch_size, seed, epoch, file_index):
+    """파일 하나의 훈련·검증 로더. 섞는 순서는 (시드, 에포크, 파일)로 정해져 이어서 훈련할 때 같은 순서가 된다."""
+    text = path.read_text(encoding="utf-8")
+    split = int(0.9 * len(text))
+    context = config["context_length"]
+    torch.manual_seed(seed + 10_007 * epoch + file_index)
+    train_loader = create_dataloader_v1(text[:split], batch_size=batch_size, max_length=context, stride=context,
+                                        shuffle=True, drop_last=True)
+    val_loader = create_dataloader_v1(text[split:], batch_size=batch_size, max_length=context, stride=context,
+                                      shuffle=False, drop_last=False)
+    return train_loader, val_loader
+
+
+def train(args, files, config, device):
+    tokenizer = tiktoken.get_encoding("gpt2")
+    torch.manual_seed(args.seed)
+    model = GPTModel(config).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.1)
+    state = {"global_step": 0, "tokens_seen": 0, "epoch": 0, "file_index": 0, "batch_in_file": 0}
+    resume_rng = None
+    if args.resume:
+        checkpoint = torch.load(args.resume, map_location=device, weights_only=True)
+        model.load_state_dict(checkpoint["model_state_dict"])
+        optimizer.load_state_dict(checkpoint["optimizer_state_dict"])
+        state = {key: checkpoint[key] for key in state}
+        resume_rng = checkpoint["rng_state"]
+        if state["epoch"] < args.n_epochs and state["file_index"] >= len(files):
+            raise SystemExit(f"체크포인트는 파일 {state['file_index'] + 1}번째에서 멈췄는데 --data-dir 에 파일이 {len(files)}개뿐입니다. "
+                             "처음 훈련한 것과 같은 폴더를 주세요.")
+        print(f"{Path(args.resume).name} 에서 이어서 훈련합니다: 스텝 {state['global_step']:,}, "
+              f"에포크 {state['epoch'] + 1}, 파일 {state['file_index'] + 1}, 배치 {state['batch_in_file']}")
+
+    output_dir = Path(args.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    log_path = output_dir / "train_log.csv"
+    new_log = not log_path.exists()
+    log_file = open(log_path, "a", newline="", encoding="utf-8")  # noqa: SIM115 (훈련 내내 열어 둔다)
+    log = csv.DictWriter(log_file, fieldnames=LOG_COLUMNS)
+    if new_log:
+        log.writeheader()
+
+    def checkpoint_path(name):
+        return output_dir / f"model_pg_{name}.pth"
+
+    start_time = time.perf_counter()
+    units = [(epoch, index) for epoch in range(args.n_epochs) for index in range(len(files))]
+    units = units[units.index((state["epoch"], state["file_index"])):] if state["epoch"] < args.n_epochs else []
+    try:
+        for epoch, file_index in tqdm(units, desc="파일", unit="개"):
+            train_loader, val_loader = file_loaders(files[file_index], config, args.batch_size, args.seed, epoch,
+                                                    file_index)
+            skip = state["batch_in_file"] if (epoch, file_index) == (state["epoch"], state["file_index"]) else 0
+            state.update(epoch=epoch, file_index=file_index, batch_in_file=skip)
+            batches = iter(train_loader)  # 섞는 순서가 여기서 정해진다
+            for _ in range(skip):
+                next(batches)
+            if resume_rng is not None:
+                torch.set_rng_state(resume_rng)  # 드롭아웃 등이 멈춘 자리와 같은 난수를 쓰게 한다
+                resume_rng = None
+            model.train()
+            bar = tqdm(batches, total=len(train_loader), initial=skip, desc=f"에포크 {epoch + 1} {files[file_index].name}",
+                       unit="배치", leave=False)
+            for input_batch, target_batch in bar:
+                optimizer.zero_grad()
+                loss = calc_loss_batch(input_batch, target_batch, model, device)
+                loss.backward()
+                optimizer.step()
+                state["global_step"] += 1
+                state["batch_in_file"] += 1
+                state["tokens_seen"] += input_batch.numel()
+                step = state["global_step"]
+
+                if step % args.eval_freq == 0:
+                    train_loss, val_loss = evaluate_model(model, train_loader, val_loader, device, args.eval_iter)
+                    log.writerow({"step": step, "epoch": epoch + 1, "file": files[file_index].name,
+                                  "tokens_seen": state["tokens_seen"], "train_loss": f"{train_loss:.6f}",
+                                  "val_loss": f"{val_loss:.6f}", "seconds": f"{time.perf_counter() - start_time:.1f}"})
+                    log_file.flush()
+                    tqdm.write(f"에포크 {epoch + 1} (스텝 {step:06d}): 훈련 손실 {train_loss:.3f}, 검증 손실 {val_loss:.3f}")
+                if step % args.print_sample_iter == 0:
+                    model.eval()
+                    idx = text_to_token_ids(START_CONTEXT, tokenizer).to(device)
+                    out = generate(model, idx, max_new_tokens=50, context_size=config["context_length"])
+                    tqdm.write(f"생성(스텝 {step}): {token_ids_to_text(out, tokenizer)!r}")
+                    model.train()
+                if step % args.save_ckpt_freq == 0:
+                    save_checkpoint(checkpoint_path(step), model, optimizer, state, config)
+                    tqdm.write(f"체크포인트를 저장했습니다: {checkpoint_path(step)}")
+                if args.max_steps is not None and step >= args.max_steps:
+                    path = save_checkpoint(checkpoint_path(step), model, optimizer, state, config)
+                    print(f"--max-steps {args.max_steps} 에 닿아 멈춥니다. 이어서 하려면 --resume {path}")
+                    return state
+            state["batch_in_file"] = 0
+        state.update(epoch=args.n_epochs, file_index=0, batch_in_file=0)
+        path = save_checkpoint(checkpoint_path("final"), model, optimizer, state, config)
+        print(f"훈련을 마쳤습니다: {state['global_step']:,}스텝, 토큰 {state['tokens_seen']:,}개, "
+              f"{time.perf_counter() - start_time:.0f}초. 모델: {path}")
+    except KeyboardInterrupt:
+        path = save_checkpoint(checkpoint_path(f"{state['global_step']}_interrupted"), model, optimizer, state, config)
+        print(f"\n중단했습니다. 이어서 하려면 --resume {path}")
+        sys.exit(130)
+    finally:
+        log_file.close()
+    return state
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description="Project Gutenberg 텍스트로 GPT 모델을 사전 훈련합니다.")
+    parser.add_argument("--data-dir", default="gutenberg_preprocessed", help="combined_N.txt 파일들이 든 폴더")
+    parser.add_argument("--output-dir", default="model_checkpoints", help="체크포인트와 train_log.csv 를 쓸 폴더")
+    parser.add_argument("--n-epochs", type=int, default=1, help="에포크 수 (기본: 1)")
+    parser.add_argument("--batch-size", type=int, default=4, help="배치 크기 (기본: 4)")
+    parser.add_argument("--lr", type=float, default=5e-4, help="AdamW 학습률 (기본: 0.0005)")
+    parser.add_argument("--eval-freq", type=int, default=100, help="몇 스텝마다 손실을 평가할지 (기본: 100)")
+    parser.add_argument("--eval-iter", type=int, default=1, help="평가에 쓸 배치 수 (기본: 1)")
+    parser.add_argument("--print-sample-iter", type=int, default=1000, help="몇 스텝마다 생성 문장을 보일지 (기본: 1000)")
+    parser.add_argument("--save-ckpt-freq", type=int, default=100_000, help="몇 스텝마다 체크포인트를 저장할지 (기본: 100000)")
+    parser.add_argument("--max-steps", type=int, default=None, help="이 스텝에서 체크포인트를 저장하고 멈춥니다 (기본: 끝까지)")
+    parser.add_argument("--resume", default=None, help="이어서 훈련할 체크포인트(.pth)")
+    parser.add_argument("--seed", type=int, default=123, help="난수 시드 (기본: 123)")
+    parser.add_argument("--device", default=None, help="cpu, cuda, mps (기본: 자동 선택)")
+    parser.add_argument("--debug", action="store_true", default=QUICK,
+                        help="아주 작은 모델로 빠르게 코드 경로만 확인합니다 (LLMFS_QUICK=1 과 같음)")
+    args = parser.parse_args(argv)
+    for name in ("n_epochs", "batch_size", "eval_freq", "eval_iter", "print_sample_iter", "save_ckpt_freq"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} 는 1 이상이어야 합니다(받은 값: {getattr(args, name)}).")
+    if args.max_steps is not None and args.max_steps < 1:
+        parser.error(f"--max-steps 는 1 이상이어야 합니다(받은 값: {args.max_steps}).")
+    if not args.lr > 0:
+        parser.error(f"--lr 은 0보다 커야 합니다(받은 값: {args.lr}).")
+    if not Path(args.data_dir).is_dir():
+        parser.error(f"--data-dir {args.data_dir} 폴더가 없습니다. 먼저 prepare_dataset.py 를 실행하세요.")
+    if args.resume and not Path(args.resume).is_file():
+        parser.error(f"--resume {args.resume} 파일이 없습니다.")
+    existing = sorted(Path(args.output_dir).glob("model_pg_*.pth"))
+    if existing and not args.resume:
+        parser.error(f"{args.output_dir} 에 이미 체크포인트({existing[0].name} 등)가 있습니다. 덮어쓰지 않습니다. "
+                     "--resume 으로 이어서 하거나 다른 --output-dir 를 주세요.")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    files = sorted(Path(args.data_dir).glob("*.txt"), key=lambda p: (len(p.name), p.name))
+    if not files:
+        sys.exit(f"{args.data_dir} 에 .txt 파일이 없습니다. 먼저 prepare_dataset.py 를 실행하세요.")
+    config = DEBUG_CONFIG if args.debug else GPT_CONFIG_124M
+    device = get_device(args.device)
+    shape = f"임베딩 {config['emb_dim']}, 층 {config['n_layers']}, 헤드 {config['n_heads']}, 문맥 {config['context_length']}"
+    print(f"파일 {len(files)}개, 장치 {device}, 모델: {shape}" + (" (디버그 모드)" if args.debug else ""))
+    train(args, files, config, device)
+
+
+if __name__ == "__main__":
+    main()
