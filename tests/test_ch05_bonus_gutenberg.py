@@ -76,11 +76,11 @@ def test_resumed_run_continues_step_count_and_loss_exactly(corpus, tmp_path, cap
     data = tmp_path / "prepared"
     prepare.main(["--data-dir", str(corpus), "--output-dir", str(data), "--max-size-mb", "0.003"])
     common = ["--data-dir", str(data), "--debug", "--device", "cpu", "--eval-freq", "1", "--print-sample-iter", "9",
-              "--batch-size", "4", "--n-epochs", "2"]
+              "--batch-size", "4", "--n-epochs", "1"]
 
     pretrain.main([*common, "--output-dir", str(tmp_path / "straight")])
     straight = _log(tmp_path / "straight" / "train_log.csv")
-    assert len(straight) > 10 and (tmp_path / "straight" / "model_pg_final.pth").exists()
+    assert len(straight) > 8 and (tmp_path / "straight" / "model_pg_final.pth").exists()
 
     resumed_dir = tmp_path / "resumed"
     pretrain.main([*common, "--output-dir", str(resumed_dir), "--max-steps", "5", "--save-ckpt-freq", "3"])

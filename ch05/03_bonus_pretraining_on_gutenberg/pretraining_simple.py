@@ -131,7 +131,8 @@ def train(args, files, config, device):
                 if step % args.print_sample_iter == 0:
                     model.eval()
                     idx = text_to_token_ids(START_CONTEXT, tokenizer).to(device)
-                    out = generate(model, idx, max_new_tokens=50, context_size=config["context_length"])
+                    out = generate(model, idx, max_new_tokens=10 if args.debug else 50,
+                                   context_size=config["context_length"])
                     tqdm.write(f"생성(스텝 {step}): {token_ids_to_text(out, tokenizer)!r}")
                     model.train()
                 if step % args.save_ckpt_freq == 0:
