@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SUBPACKAGES = ["ch02", "ch03", "ch04", "ch05", "ch06", "ch07", "appendix_a", "appendix_d", "appendix_e"]
+SUBPACKAGES = ["ch02", "ch03", "ch04", "ch05", "ch06", "ch07", "appendix_a", "appendix_d", "appendix_e", "bpe", "llama", "dpo"]
 MODULES = ["llm_from_scratch", "llm_from_scratch.download", "llm_from_scratch.utils"] + [
     f"llm_from_scratch.{name}" for name in SUBPACKAGES
 ]
