@@ -501,7 +501,7 @@ def test_tiktoken_gpt2_works_offline_from_prepared_cache(tmp_path):
 
 
 def test_repository_carries_the_data_files_with_their_hashes():
-    """새 클론에 ../shared 가 없어도 되도록, 저장소의 data/ 에 책의 데이터 파일과 GPT-2 토크나이저 파일이 있다."""
+    """새 클론에는 저장소 밖의 공유 데이터 폴더가 없으므로, 저장소의 data/ 에 책의 데이터 파일과 GPT-2 토크나이저 파일이 있다."""
     for name, info in DATA_FILES.items():
         path = download.REPO_DATA_DIR / name
         assert path.is_file(), f"{path} 가 없습니다"
@@ -511,11 +511,11 @@ def test_repository_carries_the_data_files_with_their_hashes():
 
 
 def test_no_project_file_refers_to_the_shared_folder():
-    """코드·테스트·CI·문서 어디에서도 저장소 밖의 ../shared 를 가리키지 않는다(새 클론에는 그 폴더가 없다)."""
+    """코드·테스트·CI·문서 어디에서도 저장소 밖의 공유 데이터 폴더를 가리키지 않는다(새 클론에는 그 폴더가 없다)."""
     root = Path(__file__).resolve().parent.parent
     skip_dirs = {".git", "__pycache__", ".ipynb_checkpoints", "build", "dist", "outputs", "data"}
     suffixes = {".py", ".md", ".ipynb", ".toml", ".txt", ".cfg", ".ini", ".yml", ".yaml", ".json", ".sh", ""}
-    pattern = re.compile(r"\.\./shared|shared/data")
+    pattern = re.compile(r"\.\./shared|shared[/]data")
     offenders = []
     for path in root.rglob("*"):
         parts = set(path.relative_to(root).parts)
