@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from support import judge_reply
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CH07 = REPO_ROOT / "ch07"
@@ -99,15 +100,20 @@ def test_eval_data_has_100_entries_with_two_model_responses(eval_data):
     assert {"instruction", "input", "output", "model 1 response", "model 2 response"} <= set(eval_data[0])
 
 
-def test_ollama_judge_scores_through_fake_ollama_chat(eval_data):
-    with services.FakeOllamaServer(services.overlap_judge_reply) as server:
+def _right_and_wrong(entry, key):
+    return [{**entry, key: entry["output"]}, {**entry, key: "I do not know, maybe something else entirely."}]
+
+
+def test_ollama_judge_scores_a_wrong_answer_lower_than_the_right_one(eval_data):
+    with services.FakeOllamaServer(judge_reply) as server:
         assert services.ollama_available(server.chat_url)
         judge = services.OllamaJudge(url=server.chat_url)
-        scores = judge.score_all(eval_data[:3], "model 1 response", show_progress=False)
-    assert all(isinstance(s, int) and 0 <= s <= 100 for s in scores)
+        right, wrong = judge.score_all(_right_and_wrong(eval_data[0], "model 1 response"), "model 1 response",
+                                       show_progress=False)
+    assert wrong < right == 100
     body = server.requests[0]
     assert body["model"] == "llama3" and body["options"]["temperature"] == 0.0
-    assert eval_data[0]["model 1 response"] in body["messages"][-1]["content"]
+    assert f"`{eval_data[0]['output']}`" in body["messages"][-1]["content"]
 
 
 def test_unparsable_judge_reply_becomes_none_in_place(eval_data):
@@ -144,16 +150,17 @@ def test_missing_services_give_korean_messages(monkeypatch, tmp_path):
         services.openai_chat(client, "hi")
 
 
-def test_openai_judge_scores_through_fake_openai_server(eval_data):
-    with services.FakeOpenAIServer(services.overlap_judge_reply) as server:
+def test_openai_judge_scores_a_wrong_answer_lower_than_the_right_one(eval_data):
+    with services.FakeOpenAIServer(judge_reply) as server:
         client = services.make_openai_client(api_key="sk-test", base_url=server.base_url)
-        scores = services.OpenAIJudge(client, model="gpt-4o-mini").score_all(eval_data[:2], "model 1 response",
-                                                                              show_progress=False)
+        right, wrong = services.OpenAIJudge(client, model="gpt-4o-mini").score_all(
+            _right_and_wrong(eval_data[1], "model 2 response"), "model 2 response", show_progress=False
+        )
         reply = services.openai_chat(client, "Say hi", system="Be brief.")
-    assert all(isinstance(s, int) for s in scores)
+    assert wrong < right == 100
     assert server.requests[0]["model"] == "gpt-4o-mini" and server.requests[0]["seed"] == 123
     assert server.requests[-1]["messages"][0] == {"role": "system", "content": "Be brief."}
-    assert reply == "50"  # 채점 프롬프트가 아니면 연습용 심판은 50을 답한다
+    assert reply == "50"  # 채점 프롬프트가 아니면 가짜 심판은 50을 답한다
 
 
 def test_overlap_judge_reply_rewards_matching_answers():
@@ -270,5 +277,6 @@ def test_preference_rewrites_go_through_fake_ollama_deterministically():
     entries = [{"instruction": "Say hello.", "input": "", "output": "Hello."}] * 2
     with services.FakeOllamaServer(lambda prompt: "Hello there, friend." if "more polite" in prompt else "What.") as srv:
         data = create_preference_data(entries, lambda p: services.ollama_chat(p, url=srv.chat_url), show_progress=False)
-    assert all(e["chosen"] in ("Hello there, friend.", "Hello.") for e in data)
+    # 공손하게 고친 답이 뽑히면 원래 답이 거절되고, 무례하게 고친 답이 뽑히면 원래 답이 선택된다
+    assert {(e["chosen"], e["rejected"]) for e in data} <= {("Hello there, friend.", "Hello."), ("Hello.", "What.")}
     assert len(data) == 2 and srv.requests[0]["options"]["temperature"] == 0.0
