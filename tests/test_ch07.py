@@ -6,14 +6,12 @@ import re
 import socket
 import subprocess
 import sys
-import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 import tiktoken
 import torch
+from support import FakeOllama, judge_reply
 
 from llm_from_scratch.ch04 import GPTModel
 from llm_from_scratch.ch05 import gpt2_config_from_hparams
@@ -30,6 +28,7 @@ from llm_from_scratch.ch07 import (
     format_response,
     format_scoring_prompt,
     generate_model_scores,
+    generate_responses,
     load_instruction_data,
     parse_score,
     query_model,
@@ -147,14 +146,18 @@ def test_collate_rejects_empty_batch_and_bad_length():
         custom_collate_fn(TOY_BATCH, allowed_max_length=0)
 
 
-def test_cross_entropy_ignores_minus_100_targets():
-    logits = torch.tensor([[-1.0, 1.0], [-0.5, 1.5], [0.3, -0.2]])
-    loss_two = torch.nn.functional.cross_entropy(logits[:2], torch.tensor([0, 1]))
-    loss_masked = torch.nn.functional.cross_entropy(logits, torch.tensor([0, 1, -100]))
-    loss_three = torch.nn.functional.cross_entropy(logits, torch.tensor([0, 1, 1]))
-    assert round(loss_two.item(), 4) == 1.1269  # 책의 두 토큰 예제
-    assert loss_masked.item() == pytest.approx(loss_two.item())
-    assert loss_three.item() != pytest.approx(loss_two.item())
+def test_chapter5_loss_ignores_minus_100_targets_as_the_book_shows():
+    from llm_from_scratch.ch05 import calc_loss_batch
+
+    class FixedLogits(torch.nn.Module):  # 책의 두 토큰 예제의 로짓(세 번째는 패딩 자리)
+        def forward(self, idx):
+            return torch.tensor([[[-1.0, 1.0], [-0.5, 1.5], [0.3, -0.2]]])
+
+    inputs = torch.zeros(1, 3, dtype=torch.long)
+    loss_masked = calc_loss_batch(inputs, torch.tensor([[0, 1, -100]]), FixedLogits(), "cpu")
+    assert round(loss_masked.item(), 4) == 1.1269  # 책의 두 토큰 손실과 같다
+    loss_three = calc_loss_batch(inputs, torch.tensor([[0, 1, 1]]), FixedLogits(), "cpu")
+    assert round(loss_three.item(), 4) == 1.0760  # 세 번째 토큰까지 세면 달라진다
 
 
 def test_masking_collate_hides_prompt_targets(tokenizer):
@@ -222,55 +225,10 @@ def test_lora_rank_16_on_gpt2_medium_has_7_898_384_trainable_params():
 # ---------------------------------------------------------------------------
 
 
-class FakeOllamaHandler(BaseHTTPRequestHandler):
-    """GET / 에 "Ollama is running", POST /api/chat 에 줄마다 JSON 조각을 스트리밍한다."""
-
-    def do_GET(self):
-        if self.path != "/":
-            self.send_error(404)
-            return
-        self._send(200, b"Ollama is running", "text/plain")
-
-    def do_POST(self):
-        if self.path != "/api/chat":
-            self.send_error(404)
-            return
-        payload = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        self.server.requests.append(payload)
-        if self.server.delay:
-            time.sleep(self.server.delay)
-        if self.server.raw_reply is not None:  # 고장 난 서버나 다른 서비스 흉내
-            self._send(200, self.server.raw_reply, "application/x-ndjson")
-            return
-        prompt = payload["messages"][-1]["content"]
-        reply = next((text for key, text in self.server.replies.items() if key in prompt), self.server.default_reply)
-        pieces = [reply[i : i + 3] for i in range(0, len(reply), 3)]  # 여러 조각으로 나눠 보낸다
-        lines = [{"model": payload["model"], "message": {"role": "assistant", "content": p}, "done": False} for p in pieces]
-        lines.append({"model": payload["model"], "message": {"role": "assistant", "content": ""}, "done": True})
-        self._send(200, "".join(json.dumps(line) + "\n" for line in lines).encode(), "application/x-ndjson")
-
-    def _send(self, status, body, content_type):
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture
 def fake_ollama():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeOllamaHandler)
-    server.requests, server.replies, server.default_reply = [], {}, "80"
-    server.raw_reply, server.delay = None, 0
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    server.url = f"http://127.0.0.1:{server.server_address[1]}/api/chat"
-    yield server
-    server.shutdown()
-    server.server_close()
+    with FakeOllama() as server:
+        yield server
 
 
 @pytest.fixture
@@ -282,7 +240,7 @@ def closed_url():
 
 
 def test_query_model_joins_streamed_chunks_and_sends_options(fake_ollama):
-    fake_ollama.replies["Llamas"] = "Llamas eat grass, hay and grains."
+    fake_ollama.reply = lambda prompt: "Llamas eat grass, hay and grains." if "Llamas" in prompt else "?"
     assert query_model("What do Llamas eat?", url=fake_ollama.url) == "Llamas eat grass, hay and grains."
     request = fake_ollama.requests[-1]
     assert request["model"] == "llama3"
@@ -319,11 +277,9 @@ def test_query_model_names_a_reply_that_is_not_the_chat_format(fake_ollama, raw_
 
 
 def test_query_model_timeout_is_settable_and_reported_in_korean(fake_ollama):
-    fake_ollama.delay = 1.0
-    started = time.monotonic()
+    fake_ollama.delay = 1.0  # 제한 시간을 지키지 않으면 1초 뒤 정상 답을 받아 오류가 나지 않는다
     with pytest.raises(TimeoutError, match="0.2초 안에 답하지 않았습니다"):
         query_model("hi", url=fake_ollama.url, timeout=0.2)
-    assert time.monotonic() - started < 0.9
     for bad in [0, -1, "10"]:
         with pytest.raises(ValueError, match="timeout"):
             query_model("hi", url=fake_ollama.url, timeout=bad)
@@ -343,9 +299,9 @@ def test_generate_model_scores_skips_replies_that_are_not_numbers(fake_ollama, c
         {"instruction": "Name a fruit.", "input": "", "output": "Apple", "model_response": "Banana split"},
         {"instruction": "Name an animal.", "input": "", "output": "Cat", "model_response": "Dog"},
     ]
-    fake_ollama.replies = {"Blue": "90", "Banana split": "This answer deserves a fair score.", "Dog": "40"}
+    fake_ollama.reply = lambda prompt: "This answer deserves a fair score." if "Banana split" in prompt else judge_reply(prompt)
     scores = generate_model_scores(entries, url=fake_ollama.url, show_progress=False)
-    assert scores == [90, 40]
+    assert scores == [100, 0]  # 맞힌 "Blue" 는 100점, 틀린 "Dog" 는 0점
     assert "점수로 읽을 수 없는 답을 건너뜁니다" in capsys.readouterr().out
     prompt = fake_ollama.requests[0]["messages"][0]["content"]
     assert prompt == format_scoring_prompt(entries[0])
@@ -444,12 +400,21 @@ def test_exercise_alpaca_offline_uses_sample_in_quick_mode(exercise_run):
     assert "작은 표본" in result.stdout
 
 
-def test_exercise_phi3_prompt_generates_with_phi3_prompt(exercise_run):
-    workdir, _ = exercise_run
-    responses = json.loads(
-        (workdir / "out" / "instruction-data-with-response-phi3_prompt.json").read_text(encoding="utf-8")
-    )
-    assert all("model_response" in entry for entry in responses)
+def test_exercise_phi3_prompt_generates_with_phi3_prompt(exercise_run, tokenizer):
+    workdir, result = exercise_run
+    out = workdir / "out"
+    saved = json.loads((out / "instruction-data-with-response-phi3_prompt.json").read_text(encoding="utf-8"))
+    # 훈련 중 보여 주는 예시 문장이 Phi-3 형식이다(다른 연습문제는 Alpaca 형식)
+    phi3_section = result.stdout.split("===== phi3_prompt =====")[1].split("=====")[0]
+    assert "<|user|>" in phi3_section and "### Instruction:" not in phi3_section
+    # 저장한 모델로 Phi-3 프롬프트에서 다시 생성하면 저장된 응답과 같다
+    hparams = json.loads((out / "gpt2-synthetic" / "355M" / "hparams.json").read_text(encoding="utf-8"))
+    model = GPTModel(gpt2_config_from_hparams(hparams))
+    model.load_state_dict(torch.load(out / "gpt2-medium355M-sft-phi3_prompt.pth", weights_only=True))
+    entries = [{key: entry[key] for key in ("instruction", "input", "output")} for entry in saved]
+    again = generate_responses(model, entries, tokenizer, "cpu", max_new_tokens=8, prompt_style="phi3",
+                               show_progress=False)
+    assert again == saved
 
 
 def test_exercise_alpaca_offline_fails_clearly_in_default_mode(tmp_path):
@@ -471,9 +436,9 @@ def test_exercise_alpaca_offline_fails_clearly_in_default_mode(tmp_path):
 def test_ollama_evaluate_scores_finetuned_responses_with_fake_server(finetune_run, fake_ollama):
     workdir, _ = finetune_run
     responses = json.loads((workdir / "out" / "instruction-data-with-response.json").read_text(encoding="utf-8"))
-    # 두 번째 항목의 정답이 들어 있는 프롬프트에는 숫자가 아닌 답을 돌려준다
-    fake_ollama.replies = {responses[1]["output"]: "It is hard to say."}
-    fake_ollama.default_reply = "72"
+    # 두 번째 항목의 정답이 들어 있는 프롬프트에는 숫자가 아닌 답을, 나머지는 내용으로 정한 점수를 돌려준다
+    fake_ollama.reply = lambda prompt: "It is hard to say." if responses[1]["output"] in prompt else judge_reply(prompt)
+    expected = int(judge_reply(format_scoring_prompt(responses[0])))
     result = run_script(
         "ollama_evaluate.py", "--file", "out/instruction-data-with-response.json", "--url", fake_ollama.url,
         cwd=workdir,
@@ -481,8 +446,19 @@ def test_ollama_evaluate_scores_finetuned_responses_with_fake_server(finetune_ru
     assert result.returncode == 0, result.stderr
     assert "점수로 읽을 수 없는 답을 건너뜁니다" in result.stdout
     assert "점수 개수: 1 / 2" in result.stdout
-    assert "평균 점수: 72.00" in result.stdout
-    assert len(fake_ollama.requests) == 2
+    assert f"평균 점수: {expected:.2f}" in result.stdout
+    assert [r["messages"][-1]["content"] for r in fake_ollama.requests] == [format_scoring_prompt(r) for r in responses]
+
+
+def test_ollama_judge_scores_a_wrong_answer_lower_than_the_right_one(fake_ollama, tmp_path):
+    from llm_from_scratch.ch07 import ollama_evaluate
+
+    entry = {"instruction": "What is the capital of France?", "input": "", "output": "The capital is Paris."}
+    path = tmp_path / "responses.json"
+    path.write_text(json.dumps([{**entry, "model_response": "The capital is Paris."},
+                                {**entry, "model_response": "It is Rome."}]), encoding="utf-8")
+    right, wrong = ollama_evaluate.main(["--file", str(path), "--url", fake_ollama.url])
+    assert wrong < right == 100
 
 
 def test_ollama_evaluate_skips_scoring_when_no_server(tmp_path, closed_url):
