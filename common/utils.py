@@ -26,6 +26,7 @@ __all__ = [
     "nonnegative_int",
     "positive_float",
     "positive_int",
+    "refuse_to_overwrite",
     "set_seed",
     "writable_dir",
 ]
@@ -173,6 +174,23 @@ def writable_dir(text):
             f"폴더 {text!r} 에 쓸 수 없습니다({probe_dir}: {error.strerror}). 쓰기 권한이 있는 폴더를 고르세요."
         ) from None
     return text
+
+
+def refuse_to_overwrite(parser, paths, overwrite=False):
+    """이번 실행이 쓸 파일 가운데 이미 있는 것이 있으면, 긴 작업을 시작하기 전에 argparse 오류(종료 코드 2)로 멈춘다.
+
+    이미 있는 파일은 이전에 훈련한 모델처럼 사용자의 것일 수 있으므로, ``overwrite`` 가 참(``--overwrite``)일 때만
+    덮어쓴다. ``paths`` 는 이번 실행이 쓸 파일 경로들이다.
+    """
+    if overwrite:
+        return
+    existing = [str(path) for path in paths if Path(path).exists()]
+    if existing:
+        shown = ", ".join(existing[:3]) + (f" 외 {len(existing) - 3}개" if len(existing) > 3 else "")
+        parser.error(
+            f"{shown} 이(가) 이미 있습니다. 이전에 훈련한 모델일 수 있어 덮어쓰지 않았고 훈련도 시작하지 않았습니다. "
+            "다른 --output-dir 를 주거나, 덮어써도 되면 --overwrite 를 주세요."
+        )
 
 
 def set_seed(seed: int = 123) -> None:

@@ -24,6 +24,7 @@ from llm_from_scratch.utils import (
     nonnegative_float,
     positive_float,
     positive_int,
+    refuse_to_overwrite,
     set_seed,
     writable_dir,
 )
@@ -51,7 +52,11 @@ def main(argv=None):
         "--output-dir", type=writable_dir, default=".", help="model.pth 와 loss.pdf 를 저장할 폴더 (기본: 현재 폴더)"
     )
     parser.add_argument("--quick", action="store_true", default=QUICK, help="작은 모델, 1 에포크로 빠르게 돌린다")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="--output-dir 에 이미 있는 model.pth 를 덮어쓴다 (기본: 멈추고 알린다)"
+    )
     args = parser.parse_args(argv)
+    refuse_to_overwrite(parser, [Path(args.output_dir) / "model.pth"], args.overwrite)
 
     cfg = QUICK_CONFIG if args.quick else GPT_CONFIG
     num_epochs = args.epochs if args.epochs is not None else (1 if args.quick else 10)

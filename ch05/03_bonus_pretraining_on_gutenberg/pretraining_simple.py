@@ -5,6 +5,8 @@
 - --save-ckpt-freq 스텝마다 체크포인트(모델, 옵티마이저, 난수 상태, 어디까지 읽었는지)를 임시 파일에 쓴 뒤 이름을 바꿔(원자적으로) 저장한다.
 - --resume 체크포인트로 멈춘 자리(같은 파일, 같은 배치)부터 같은 스텝 번호로 이어서 훈련한다.
 - Ctrl-C 로 멈추면 그 자리의 체크포인트를 남긴다.
+- 이번 실행이 쓰지 않은 모델 파일(이전 훈련의 model_pg_final.pth 등)과 다른 훈련의 train_log.csv 는 덮어쓰지 않는다:
+  훈련을 시작하기 전에 멈추고 알린다(--overwrite 를 주면 덮어쓴다). 입력 파일이 모두 UTF-8 인지도 먼저 확인한다.
 
     python pretraining_simple.py --data-dir gutenberg_preprocessed --n-epochs 1 --batch-size 4 --output-dir model_checkpoints
     python pretraining_simple.py --data-dir gutenberg_preprocessed --resume model_checkpoints/model_pg_100000.pth
@@ -12,8 +14,10 @@
 """
 
 import argparse
+import codecs
 import csv
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -49,6 +53,60 @@ def save_checkpoint(path, model, optimizer, state, config):
     return path
 
 
+def check_utf8_files(files, chunk_size=1 << 20):
+    """모든 입력 파일이 UTF-8 로 읽히는지 훈련 전에 확인한다. 아니면 파일과 위치를 밝힌 메시지로 멈춘다."""
+    for path in files:
+        decoder = codecs.getincrementaldecoder("utf-8")()
+        offset = 0
+        try:
+            with open(path, "rb") as f:
+                for chunk in iter(lambda: f.read(chunk_size), b""):
+                    decoder.decode(chunk)
+                    offset += len(chunk)
+                decoder.decode(b"", final=True)
+        except UnicodeDecodeError as error:
+            sys.exit(
+                f"{path} 은(는) UTF-8 텍스트가 아닙니다({offset + error.start + 1:,}번째 바이트 {error.object[error.start:error.start + 4]!r}). "
+                "훈련을 시작하지 않았습니다. prepare_dataset.py 로 다시 만들거나 UTF-8 로 바꿔 저장하세요."
+            )
+
+
+_CHECKPOINT_NAME = re.compile(r"model_pg_(?:(?P<final>final)|(?P<step>\d+)(?P<interrupted>_interrupted)?)\.pth")
+
+
+def files_this_run_would_overwrite(output_dir, resume_path=None, resume_step=0):
+    """``output_dir`` 에 있는 파일 가운데 이번 실행이 같은 이름으로 쓸 수 있는 것들(이번 실행이 쓰지 않은 파일).
+
+    처음부터 훈련하면 체크포인트 전부와 train_log.csv, 이어서 훈련하면 멈춘 스텝보다 뒤의 체크포인트와
+    model_pg_final.pth, 그리고 체크포인트와 다른 폴더의 train_log.csv 가 해당한다.
+    """
+    output_dir = Path(output_dir)
+    if not output_dir.is_dir():
+        return []
+    resume = Path(resume_path).resolve() if resume_path else None
+    found = []
+    for path in sorted(output_dir.glob("model_pg_*.pth")):
+        match = _CHECKPOINT_NAME.fullmatch(path.name)
+        if match is None or path.resolve() == resume:
+            continue
+        if resume is None or match["final"] or int(match["step"]) > resume_step or (
+            match["interrupted"] and int(match["step"]) == resume_step
+        ):
+            found.append(path)
+    log_path = output_dir / "train_log.csv"
+    if log_path.exists() and (resume is None or resume.parent != output_dir.resolve() or not _is_our_log(log_path)):
+        found.append(log_path)
+    return found
+
+
+def _is_our_log(path):
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            return next(csv.reader(f), None) == LOG_COLUMNS
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
 def file_loaders(path, config, batch_size, seed, epoch, file_index):
     """파일 하나의 훈련·검증 로더. 섞는 순서는 (시드, 에포크, 파일)로 정해져 이어서 훈련할 때 같은 순서가 된다."""
     text = path.read_text(encoding="utf-8")
@@ -82,16 +140,37 @@ def train(args, files, config, device):
               f"에포크 {state['epoch'] + 1}, 파일 {state['file_index'] + 1}, 배치 {state['batch_in_file']}")
 
     output_dir = Path(args.output_dir)
+    conflicts = files_this_run_would_overwrite(output_dir, args.resume, state["global_step"])
+    if conflicts and not args.overwrite:
+        names = ", ".join(path.name for path in conflicts[:3]) + (f" 외 {len(conflicts) - 3}개" if len(conflicts) > 3 else "")
+        raise SystemExit(
+            f"{output_dir} 에 이번 실행이 덮어쓰게 될 파일({names})이 있습니다. 다른 훈련의 결과일 수 있어 훈련을 "
+            "시작하지 않았습니다. 다른 --output-dir 를 주거나, 덮어써도 되면 --overwrite 를 주세요."
+        )
     output_dir.mkdir(parents=True, exist_ok=True)
     log_path = output_dir / "train_log.csv"
-    new_log = not log_path.exists()
-    log_file = open(log_path, "a", newline="", encoding="utf-8")  # noqa: SIM115 (훈련 내내 열어 둔다)
+    append = log_path.exists() and log_path not in conflicts  # 이어서 훈련하는 같은 훈련의 기록
+    if append and log_path.stat().st_size and not log_path.read_bytes().endswith(b"\n"):
+        with open(log_path, "a", encoding="utf-8") as f:
+            f.write("\n")  # 잘린 마지막 줄에 다음 줄을 이어 붙이지 않는다
+    log_file = open(log_path, "a" if append else "w", newline="", encoding="utf-8")  # noqa: SIM115 (훈련 내내 열어 둔다)
     log = csv.DictWriter(log_file, fieldnames=LOG_COLUMNS)
-    if new_log:
+    if not append:
         log.writeheader()
+    written = set()
 
     def checkpoint_path(name):
         return output_dir / f"model_pg_{name}.pth"
+
+    def save(name):
+        """체크포인트를 저장한다. 이번 실행이 쓰지 않은 같은 이름의 파일이 있으면 새 이름(…-2.pth)으로 쓴다."""
+        path = checkpoint_path(name)
+        number = 2
+        while path.exists() and path not in written and not args.overwrite:
+            path = checkpoint_path(f"{name}-{number}")
+            number += 1
+        written.add(path)
+        return save_checkpoint(path, model, optimizer, state, config)
 
     start_time = time.perf_counter()
     units = [(epoch, index) for epoch in range(args.n_epochs) for index in range(len(files))]
@@ -136,19 +215,19 @@ def train(args, files, config, device):
                     tqdm.write(f"생성(스텝 {step}): {token_ids_to_text(out, tokenizer)!r}")
                     model.train()
                 if step % args.save_ckpt_freq == 0:
-                    save_checkpoint(checkpoint_path(step), model, optimizer, state, config)
-                    tqdm.write(f"체크포인트를 저장했습니다: {checkpoint_path(step)}")
+                    path = save(step)
+                    tqdm.write(f"체크포인트를 저장했습니다: {path}")
                 if args.max_steps is not None and step >= args.max_steps:
-                    path = save_checkpoint(checkpoint_path(step), model, optimizer, state, config)
+                    path = save(step)
                     print(f"--max-steps {args.max_steps} 에 닿아 멈춥니다. 이어서 하려면 --resume {path}")
                     return state
             state["batch_in_file"] = 0
         state.update(epoch=args.n_epochs, file_index=0, batch_in_file=0)
-        path = save_checkpoint(checkpoint_path("final"), model, optimizer, state, config)
+        path = save("final")
         print(f"훈련을 마쳤습니다: {state['global_step']:,}스텝, 토큰 {state['tokens_seen']:,}개, "
               f"{time.perf_counter() - start_time:.0f}초. 모델: {path}")
     except KeyboardInterrupt:
-        path = save_checkpoint(checkpoint_path(f"{state['global_step']}_interrupted"), model, optimizer, state, config)
+        path = save(f"{state['global_step']}_interrupted")
         print(f"\n중단했습니다. 이어서 하려면 --resume {path}")
         sys.exit(130)
     finally:
@@ -169,6 +248,8 @@ def parse_args(argv=None):
     parser.add_argument("--save-ckpt-freq", type=int, default=100_000, help="몇 스텝마다 체크포인트를 저장할지 (기본: 100000)")
     parser.add_argument("--max-steps", type=int, default=None, help="이 스텝에서 체크포인트를 저장하고 멈춥니다 (기본: 끝까지)")
     parser.add_argument("--resume", default=None, help="이어서 훈련할 체크포인트(.pth)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="--output-dir 에 이전 훈련의 체크포인트·train_log.csv 가 있어도 덮어씁니다 (기본: 멈추고 알림)")
     parser.add_argument("--seed", type=int, default=123, help="난수 시드 (기본: 123)")
     parser.add_argument("--device", default=None, help="cpu, cuda, mps (기본: 자동 선택)")
     parser.add_argument("--debug", action="store_true", default=QUICK,
@@ -185,10 +266,10 @@ def parse_args(argv=None):
         parser.error(f"--data-dir {args.data_dir} 폴더가 없습니다. 먼저 prepare_dataset.py 를 실행하세요.")
     if args.resume and not Path(args.resume).is_file():
         parser.error(f"--resume {args.resume} 파일이 없습니다.")
-    existing = sorted(Path(args.output_dir).glob("model_pg_*.pth"))
-    if existing and not args.resume:
-        parser.error(f"{args.output_dir} 에 이미 체크포인트({existing[0].name} 등)가 있습니다. 덮어쓰지 않습니다. "
-                     "--resume 으로 이어서 하거나 다른 --output-dir 를 주세요.")
+    existing = files_this_run_would_overwrite(args.output_dir)
+    if existing and not args.resume and not args.overwrite:
+        parser.error(f"{args.output_dir} 에 이미 이전 훈련의 파일({existing[0].name} 등)이 있습니다. 덮어쓰지 않습니다. "
+                     "--resume 으로 이어서 하거나 다른 --output-dir 를 주세요(덮어써도 되면 --overwrite).")
     return args
 
 
@@ -197,6 +278,7 @@ def main(argv=None):
     files = sorted(Path(args.data_dir).glob("*.txt"), key=lambda p: (len(p.name), p.name))
     if not files:
         sys.exit(f"{args.data_dir} 에 .txt 파일이 없습니다. 먼저 prepare_dataset.py 를 실행하세요.")
+    check_utf8_files(files)
     config = DEBUG_CONFIG if args.debug else GPT_CONFIG_124M
     device = get_device(args.device)
     shape = f"임베딩 {config['emb_dim']}, 층 {config['n_layers']}, 헤드 {config['n_heads']}, 문맥 {config['context_length']}"

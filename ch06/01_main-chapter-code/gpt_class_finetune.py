@@ -38,11 +38,13 @@ from llm_from_scratch.utils import (
     nonnegative_float,
     positive_float,
     positive_int,
+    refuse_to_overwrite,
     set_seed,
     writable_dir,
 )
 
 TOKEN_POSITIONS = {"last": -1, "first": 0}
+MODEL_FILE = "review_classifier.pth"
 
 # 빠른 모드의 작업량: 몇 스텝만 훈련하고, 정확도는 배치 몇 개로만 잰다
 QUICK_SETTINGS = {"num_epochs": 1, "max_steps": 4, "eval_freq": 2, "eval_iter": 1, "num_eval_batches": 4}
@@ -85,7 +87,14 @@ def parse_args(argv=None):
         default="last",
         help="분류에 쓸 토큰: 마지막(last, 기본) 또는 첫 번째(first, 연습문제 6.3)",
     )
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="--output-dir 에 이미 있는 review_classifier.pth 를 덮어쓴다(기본: 훈련 전에 멈추고 알린다)",
+    )
+    args = parser.parse_args(argv)
+    refuse_to_overwrite(parser, [Path(args.output_dir) / MODEL_FILE], args.overwrite)
+    return args
 
 
 def main(argv=None):
@@ -157,7 +166,7 @@ def main(argv=None):
     )
     elapsed = time.time() - start_time
     # 훈련한 모델은 그래프·정확도처럼 나중에 실패할 수 있는 단계보다 먼저 저장한다
-    model_path = output_dir / "review_classifier.pth"
+    model_path = output_dir / MODEL_FILE
     torch.save(model.state_dict(), model_path)
     print(f"모델을 {model_path.name} 로 저장했습니다.")
     steps_done = math.ceil(examples_seen / args.batch_size)

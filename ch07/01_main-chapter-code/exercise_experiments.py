@@ -17,7 +17,12 @@ import sys
 
 from llm_from_scratch.appendix_e import replace_linear_with_lora
 from llm_from_scratch.ch07 import load_alpaca_52k, load_instruction_data
-from llm_from_scratch.ch07.gpt_instruction_finetuning import apply_quick_settings, build_parser, run
+from llm_from_scratch.ch07.gpt_instruction_finetuning import (
+    apply_quick_settings,
+    build_parser,
+    refuse_existing_outputs,
+    run,
+)
 from llm_from_scratch.download import DownloadError
 
 EXERCISE_SOLUTIONS = ("baseline", "mask_instructions", "phi3_prompt", "alpaca_52k", "lora")
@@ -85,6 +90,7 @@ def main(argv=None):
         help="실행할 연습문제(여러 개를 주면 차례로 실행한다, 기본: baseline)",
     )
     args = parser.parse_args(argv)
+    refuse_existing_outputs(parser, args, [f"-{name}" for name in args.exercise_solution])
     apply_quick_settings(args)
     for name in args.exercise_solution:
         run_exercise(name, args)

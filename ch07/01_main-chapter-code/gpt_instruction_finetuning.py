@@ -43,6 +43,7 @@ from llm_from_scratch.utils import (
     nonnegative_int,
     positive_float,
     positive_int,
+    refuse_to_overwrite,
     set_seed,
     writable_dir,
 )
@@ -87,7 +88,24 @@ def build_parser(description=None):
         default=QUICK,
         help="작은 무작위 체크포인트와 몇십 개 예제로 모든 단계를 빠르게 실행한다 (LLMFS_QUICK=1 과 같음)",
     )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="--output-dir 에 이미 있는 모델(.pth)과 응답 JSON 을 덮어쓴다 (기본: 훈련 전에 멈추고 알린다)",
+    )
     return parser
+
+
+def output_paths(args, suffix=""):
+    """``run`` 이 ``--output-dir`` 에 쓸 모델 파일과 응답 JSON 의 경로."""
+    output_dir = Path(args.output_dir)
+    return [output_dir / model_file_name(args.model_size, suffix), output_dir / f"instruction-data-with-response{suffix}.json"]
+
+
+def refuse_existing_outputs(parser, args, suffixes=("",)):
+    """이번 실행이 쓸 모델·응답 파일이 이미 있으면 훈련 전에 멈춘다(``--overwrite`` 면 덮어쓴다)."""
+    paths = [path for suffix in suffixes for path in output_paths(args, suffix)]
+    refuse_to_overwrite(parser, paths, getattr(args, "overwrite", False))
 
 
 def apply_quick_settings(args):
@@ -233,7 +251,9 @@ def run(args, data, prompt_style="alpaca", mask_instructions=False, max_length=N
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    refuse_existing_outputs(parser, args)
     apply_quick_settings(args)
     run(args, load_instruction_data(args.data_dir))
 
