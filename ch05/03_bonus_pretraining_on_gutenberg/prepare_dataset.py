@@ -1,6 +1,7 @@
 """Project Gutenberg 책(.txt) 폴더를 사전 훈련용 큰 텍스트 파일 몇 개로 합친다.
 
-- 폴더를 아래까지 훑어 ``.txt`` 파일을 모두 읽는다(UTF-8, 안 되면 --fallback-encoding).
+- 폴더를 아래까지 훑어 ``.txt`` 파일을 모두 읽는다(UTF-8, 안 되면 --fallback-encoding). BOM 이 있는 UTF-16 책은
+  UTF-16 으로 읽고, 읽은 글에 NUL 문자가 남는 책(BOM 없는 UTF-16 등)은 어느 파일인지 알리고 건너뛴다.
 - 앞부분의 문자 대부분이 ASCII 인 책만 영어 책으로 보고 남긴다(간단한 문자 검사).
 - Project Gutenberg 의 머리말·꼬리말을 ``*** START OF ... ***``, ``*** END OF ... ***`` 표시 줄로 찾아 잘라 낸다.
 - 빈 줄이 여럿 이어지면 하나로 줄인다.
@@ -10,6 +11,7 @@
 """
 
 import argparse
+import codecs
 import re
 import sys
 from pathlib import Path
@@ -49,10 +51,26 @@ def collapse_blank_lines(text):
 
 
 def read_book(path, fallback_encoding):
-    try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        return path.read_text(encoding=fallback_encoding)
+    """책 하나를 읽는다: BOM 을 보고 UTF-8/UTF-16 을 고르고, BOM 이 없으면 UTF-8, 안 되면 ``fallback_encoding``.
+
+    읽은 글에 NUL 문자가 있으면(BOM 없는 UTF-16 을 latin-1 로 읽은 경우 등) 합친 파일을 망치지 않도록 ValueError.
+    """
+    data = Path(path).read_bytes()
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        text = data.decode("utf-16")
+    elif data.startswith(codecs.BOM_UTF8):
+        text = data.decode("utf-8-sig")
+    else:
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            text = data.decode(fallback_encoding)
+    if "\x00" in text:
+        raise ValueError(
+            f"NUL 문자가 {text.count(chr(0)):,}개 있습니다. BOM 이 없는 UTF-16 같은 다른 인코딩으로 보입니다. "
+            "UTF-8 로 바꿔 저장한 뒤 다시 실행하세요"
+        )
+    return text
 
 
 def combine_books(paths, output_dir, max_size_mb, fallback_encoding="latin1", threshold=0.9):
@@ -74,8 +92,8 @@ def combine_books(paths, output_dir, max_size_mb, fallback_encoding="latin1", th
     for path in tqdm(paths, desc="책", unit="권"):
         try:
             text = read_book(path, fallback_encoding)
-        except (OSError, UnicodeDecodeError) as error:
-            stats["unreadable"].append(f"{path.name}: {error}")
+        except (OSError, ValueError) as error:  # UnicodeDecodeError 도 ValueError 다
+            stats["unreadable"].append(f"{path}: {error}")
             continue
         if not is_english(text, threshold):
             stats["non_english"].append(path.name)
@@ -126,6 +144,8 @@ def main(argv=None):
     stats = combine_books(paths, Path(args.output_dir), args.max_size_mb, args.fallback_encoding, args.english_threshold)
     print(f"남긴 책 {stats['books']:,}권, 영어가 아니라 건너뛴 책 {len(stats['non_english']):,}권, "
           f"읽지 못한 책 {len(stats['unreadable']):,}권")
+    for problem in stats["unreadable"][:10]:
+        print(f"  읽지 못한 책: {problem}")
     if stats["no_markers"]:
         print(f"START/END 표시가 없어 자르지 않은 책 {len(stats['no_markers']):,}권: {', '.join(stats['no_markers'][:5])}")
     for path in stats["files"]:

@@ -59,18 +59,60 @@ def config_key(config):
     return tuple(str(config[name]) for name in HPARAM_GRID)
 
 
+def _row_problem(row):
+    """결과 한 줄의 문제(없으면 None): 빠진 열, 남는 열, 격자에 없는 값, 숫자가 아닌 손실."""
+    if None in row:
+        return f"열이 {len(RESULT_COLUMNS)}개보다 많습니다(남는 값 {row[None]!r})"
+    missing = [name for name in RESULT_COLUMNS if row[name] is None]
+    if missing:
+        return f"{', '.join(missing)} 열의 값이 없습니다(줄이 잘린 것으로 보입니다)"
+    for name, values in HPARAM_GRID.items():
+        if row[name] not in {str(value) for value in values}:
+            return f"{name} 값 {row[name]!r} 이(가) 격자에 없습니다"
+    status = row["status"]
+    if status.startswith("완료"):
+        for name in ("train_loss", "val_loss", "best_val_loss", "seconds"):
+            try:
+                float(row[name])
+            except ValueError:
+                return f"끝난 설정인데 {name} 값 {row[name]!r} 이(가) 숫자가 아닙니다"
+    elif not status.startswith("건너뜀"):
+        return f"status 값 {status!r} 은(는) '완료…' 나 '건너뜀…' 이 아닙니다"
+    return None
+
+
 def read_done(results_path):
-    """이미 CSV 에 있는 설정의 열쇠와 행들. 파일의 열이 다르면 다른 파일로 보고 멈춘다."""
+    """이미 CSV 에 있는 설정의 열쇠와 행들. 파일의 열이 다르거나 망가진 줄이 있으면 몇 번째 줄인지 밝히고 멈춘다.
+
+    마지막 줄이 줄바꿈 없이 끝나면(기록하다 끊긴 줄) 그 줄에 다음 결과를 이어 붙이지 않도록 멈춘다. 파일은 고치지 않는다.
+    """
     if not results_path.exists():
         return set(), []
-    with open(results_path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        if reader.fieldnames != RESULT_COLUMNS:
-            raise SystemExit(
-                f"{results_path} 의 열이 이 스크립트의 결과 파일과 다릅니다. 그 파일은 그대로 두었습니다. "
-                "--results 로 다른 파일 이름을 주세요."
-            )
-        rows = list(reader)
+    keep = "파일은 그대로 두었습니다. 그 줄을 지우거나 고친 뒤 다시 실행하거나, --results 로 다른 파일 이름을 주세요."
+    raw = results_path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        if error.reason != "unexpected end of data":
+            raise SystemExit(f"{results_path} 는 UTF-8 CSV 가 아닙니다({error.start + 1:,}번째 바이트). {keep}") from None
+        text = raw[: error.start].decode("utf-8")  # 한글 글자 중간에서 잘렸다: 아래에서 잘린 줄로 알린다
+    lines = text.split("\n")
+    if text and lines[-1] != "":
+        raise SystemExit(
+            f"{results_path} 의 {len(lines)}번째 줄이 줄바꿈 없이 끝납니다(기록하다 끊긴 줄: {lines[-1][-60:]!r}). {keep}"
+        )
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    if reader.fieldnames != RESULT_COLUMNS:
+        raise SystemExit(
+            f"{results_path} 의 열(1번째 줄)이 이 스크립트의 결과 파일과 다릅니다. 그 파일은 그대로 두었습니다. "
+            "--results 로 다른 파일 이름을 주세요."
+        )
+    rows = []
+    for row in reader:
+        problem = _row_problem(row)
+        if problem is not None:
+            raise SystemExit(f"{results_path} 의 {reader.line_num}번째 줄이 올바른 결과 줄이 아닙니다: {problem}. {keep}")
+        rows.append(row)
     return {tuple(row[name] for name in HPARAM_GRID) for row in rows}, rows
 
 
