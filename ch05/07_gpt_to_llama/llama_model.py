@@ -273,8 +273,17 @@ class Llama2Model(nn.Module):
         missing = [key for key in self.required_keys if key not in cfg]
         if missing:
             raise ValueError(f"모델 설정에 {', '.join(missing)} 값이 없습니다. LLAMA2_CONFIG_7B 처럼 모두 넣으세요.")
+        if not cfg["n_heads"] >= 1:
+            raise ValueError(f"n_heads는 1 이상이어야 합니다(받은 값: {cfg['n_heads']!r}). 예: Llama 2 7B는 32입니다.")
         if cfg["emb_dim"] % cfg["n_heads"] != 0:
             raise ValueError(f"emb_dim({cfg['emb_dim']})은 n_heads({cfg['n_heads']})로 나누어떨어져야 합니다.")
+        rope_keys = {"factor", "low_freq_factor", "high_freq_factor", "original_context_length"}
+        if cfg.get("rope_freq") is not None and set(cfg["rope_freq"]) != rope_keys:
+            raise ValueError(
+                f"rope_freq의 키가 맞지 않습니다(빠진 키: {sorted(rope_keys - set(cfg['rope_freq']))}, "
+                f"모르는 키: {sorted(set(cfg['rope_freq']) - rope_keys)}). LLAMA31_CONFIG_8B['rope_freq']처럼 "
+                "네 키를 모두 넣거나, 주파수 조정을 쓰지 않으려면 None으로 두세요."
+            )
         dtype = cfg.get("dtype")
         self.tok_emb = nn.Embedding(cfg["vocab_size"], cfg["emb_dim"], dtype=dtype)
         self.trf_blocks = nn.ModuleList([TransformerBlock(cfg) for _ in range(cfg["n_layers"])])
@@ -379,8 +388,8 @@ def generate_cached(model, idx, max_new_tokens, temperature=0.0, top_k=None, eos
             f"프롬프트 {idx.shape[1]} 토큰과 새 토큰 {max_new_tokens}개의 합이 문맥 길이 {context_length} 를 넘습니다. "
             "max_new_tokens 를 줄이세요."
         )
-    if temperature < 0:
-        raise ValueError(f"temperature 는 0 이상이어야 합니다(받은 값: {temperature}).")
+    if not temperature >= 0:  # nan 도 여기서 거른다(nan 은 어떤 비교도 거짓이라 조용히 그리디가 된다)
+        raise ValueError(f"temperature 는 0 이상의 수여야 합니다(받은 값: {temperature}).")
     model.reset_kv_cache()
     try:
         with torch.inference_mode():

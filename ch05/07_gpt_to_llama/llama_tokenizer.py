@@ -3,7 +3,7 @@
 from pathlib import Path
 
 import tiktoken
-from tiktoken.load import load_tiktoken_bpe
+from tiktoken.load import load_tiktoken_bpe as _tiktoken_load_bpe
 
 __all__ = [
     "LLAMA3_PATTERN",
@@ -23,13 +23,42 @@ def _existing_file(path, what):
     return path
 
 
+def load_tiktoken_bpe(path):
+    """tiktoken 의 ``load_tiktoken_bpe`` 처럼 ``토큰(base64) 순위`` 줄들을 읽되, 망가진 파일은 한국어로 알린다.
+
+    잘린 파일(마지막 줄이 반쪽)이나 다른 파일(HTML 오류 페이지, SentencePiece 모델 등)은 어느 파일인지 밝힌 ValueError.
+    """
+    try:
+        ranks = _tiktoken_load_bpe(str(path))
+    except Exception as error:  # noqa: BLE001 (base64·정수 변환 오류의 종류가 여러 가지다)
+        raise ValueError(
+            f"{Path(path).resolve()} 은(는) Llama 3 토크나이저 파일(한 줄에 base64 토큰과 순위)로 읽히지 않습니다"
+            f"({type(error).__name__}). 잘렸거나 다른 파일일 수 있습니다. 지우지 않았습니다. 다른 곳으로 옮긴 뒤 "
+            "download_llama_files 로 original/tokenizer.model 을 다시 받으세요."
+        ) from None
+    if sorted(ranks.values()) != list(range(len(ranks))):
+        raise ValueError(
+            f"{Path(path).resolve()} 의 토큰 순위가 0부터 빈틈없이 이어지지 않습니다(토큰 {len(ranks):,}개). "
+            "잘렸거나 고쳐진 파일일 수 있습니다. download_llama_files 로 다시 받으세요."
+        )
+    return ranks
+
+
 class Llama2Tokenizer:
     """Llama 2 의 SentencePiece 토크나이저(``tokenizer.model``). 어휘 32,000개, BOS=1, EOS=2."""
 
     def __init__(self, model_path):
         import sentencepiece as spm
 
-        self.sp = spm.SentencePieceProcessor(model_file=str(_existing_file(model_path, "SentencePiece 모델")))
+        path = _existing_file(model_path, "SentencePiece 모델")
+        try:
+            self.sp = spm.SentencePieceProcessor(model_file=str(path))
+        except (RuntimeError, OSError) as error:
+            raise ValueError(
+                f"{path.resolve()} 은(는) SentencePiece 모델로 읽히지 않습니다({type(error).__name__}). 잘렸거나 다른 "
+                "파일(HTML 오류 페이지 등)일 수 있습니다. 지우지 않았습니다. 다른 곳으로 옮긴 뒤 download_llama_files 로 "
+                "tokenizer.model 을 다시 받으세요."
+            ) from None
         self.bos_id = self.sp.bos_id()
         self.eos_id = self.sp.eos_id()
         self.n_vocab = self.sp.get_piece_size()
