@@ -61,9 +61,18 @@ class PreferenceDataset(Dataset):
         self.data = data
         self.encoded_texts = []
         for index, entry in enumerate(data):
+            if not isinstance(entry, dict):
+                raise TypeError(f"선호 데이터 {index}번 항목이 딕셔너리가 아닙니다(받은 것: {type(entry).__name__}).")
             missing = [key for key in ("instruction", "chosen", "rejected") if key not in entry]
             if missing:
                 raise KeyError(f"선호 데이터 {index}번 항목에 {', '.join(missing)} 키가 없습니다.")
+            for key in ("instruction", "input", "chosen", "rejected"):
+                value = entry.get(key)
+                if not isinstance(value, str) and not (key == "input" and value is None):
+                    raise TypeError(
+                        f"선호 데이터 {index}번 항목의 {key!r} 값은 문자열이어야 합니다(받은 값: {value!r}). "
+                        "JSON 의 null 이나 숫자를 글로 고치세요."
+                    )
             prompt = format_input(entry)
             header = format_response({"output": ""})  # "\n\n### Response:\n"
             self.encoded_texts.append(
@@ -130,6 +139,14 @@ def create_preference_loaders(
     """선호 데이터의 훈련·검증·테스트 데이터 로더(훈련만 섞고 마지막 불완전 배치를 버린다)."""
     if batch_size < 1:
         raise ValueError(f"batch_size 는 1 이상이어야 합니다(받은 값: {batch_size}).")
+    # 훈련 로더는 마지막 불완전 배치를 버리므로 예제가 batch_size 보다 적으면 배치가 0개가 된다
+    if len(train_data) < batch_size:
+        raise ValueError(
+            f"훈련 데이터가 {len(train_data)}개로 batch_size({batch_size})보다 적어 훈련 배치가 하나도 없습니다. "
+            "데이터를 늘리거나 batch_size 를 줄이세요."
+        )
+    if len(val_data) == 0:
+        raise ValueError("검증 데이터가 비어 있습니다. 손실을 평가하려면 검증 항목이 하나 이상 있어야 합니다.")
 
     def collate(batch):
         return preference_collate_fn(
@@ -195,8 +212,21 @@ def compute_dpo_loss(
         (loss, chosen_rewards, rejected_rewards): 배치 평균. 보상은 β·(정책 - 참조) 로그 확률이며
         그레이디언트를 흘리지 않는다. 정책이 참조와 같으면 loss = ln 2, 보상은 0 이다.
     """
-    if beta <= 0:
-        raise ValueError(f"beta 는 0보다 커야 합니다(받은 값: {beta}).")
+    if not (beta > 0 and math.isfinite(beta)):
+        raise ValueError(f"beta 는 0보다 큰 유한한 수여야 합니다(받은 값: {beta}).")
+    logprobs = {
+        "model_chosen_logprobs": model_chosen_logprobs,
+        "model_rejected_logprobs": model_rejected_logprobs,
+        "reference_chosen_logprobs": reference_chosen_logprobs,
+        "reference_rejected_logprobs": reference_rejected_logprobs,
+    }
+    shapes = {name: tuple(value.shape) for name, value in logprobs.items()}
+    if len(set(shapes.values())) != 1 or len(next(iter(shapes.values()))) != 1:
+        raise ValueError(
+            "네 로그 확률은 모두 같은 (배치,) 모양이어야 합니다(받은 모양: "
+            + ", ".join(f"{name} {shape}" for name, shape in shapes.items())
+            + "). 서로 다른 모양은 조용히 브로드캐스트되어 손실이 틀어집니다."
+        )
     model_logratios = model_chosen_logprobs - model_rejected_logprobs
     reference_logratios = reference_chosen_logprobs - reference_rejected_logprobs
     losses = -F.logsigmoid(beta * (model_logratios - reference_logratios))
@@ -282,6 +312,11 @@ def train_model_dpo(
     """
     if num_epochs < 1 or eval_freq < 1:
         raise ValueError(f"num_epochs 와 eval_freq 는 1 이상이어야 합니다(받은 값: {num_epochs}, {eval_freq}).")
+    if len(train_loader) == 0:
+        raise ValueError(
+            "훈련 데이터 로더에 배치가 하나도 없어 훈련할 수 없습니다(예제 수가 batch_size 보다 적으면 drop_last 로 "
+            "모두 버려집니다). 데이터를 늘리거나 batch_size 를 줄이세요."
+        )
     reference_model.eval()
     for parameter in reference_model.parameters():
         parameter.requires_grad_(False)
