@@ -120,6 +120,20 @@ def mirror_dir() -> Path | None:
     return Path(value).expanduser() if value else None
 
 
+def _mirror_hint(file_name: str) -> str:
+    """오류 메시지의 미러 안내. ``LLMFS_DATA_MIRROR`` 가 없는 폴더를 가리키면 그 값을 밝힌다(설정하라는 말 대신)."""
+    mirror = mirror_dir()
+    if mirror is None:
+        return f"파일을 모아 둔 폴더를 환경 변수 LLMFS_DATA_MIRROR 로 알려 주세요(파일 이름 {file_name!r} 로 찾습니다)."
+    if not mirror.is_dir():
+        what = "폴더가 아니라 파일입니다" if mirror.exists() else "없는 폴더입니다"
+        return (
+            f"환경 변수 LLMFS_DATA_MIRROR 가 가리키는 {mirror} 은(는) {what}. 미러 폴더의 경로를 바로잡으세요"
+            f"(그 안에서 파일 이름 {file_name!r} 로 찾습니다)."
+        )
+    return f"LLMFS_DATA_MIRROR 폴더 {mirror} 에도 {file_name!r} 이(가) 없습니다. 그 폴더에 파일을 넣어도 됩니다."
+
+
 def local_data_dirs() -> list[Path]:
     """인터넷보다 먼저 찾아볼 폴더들: ``LLMFS_DATA_MIRROR``, 그다음 저장소의 ``data/``."""
     folders = [mirror_dir(), REPO_DATA_DIR]
@@ -368,10 +382,7 @@ def download_file(
         raise ValueError(f"user_file 은 'use' 나 'refuse' 여야 합니다(받은 값: {user_file!r}).")
     file_name = _url_file_name(url)
     destination = Path(destination) if destination is not None else Path(file_name)
-    how_to_fix = (
-        f"{url} 에서 파일을 직접 받아 {destination.resolve()} 에 두거나, 파일을 모아 둔 폴더를 환경 변수 "
-        f"LLMFS_DATA_MIRROR 로 알려 주세요(파일 이름 {file_name!r} 로 찾습니다)."
-    )
+    how_to_fix = f"{url} 에서 파일을 직접 받아 {destination.resolve()} 에 두세요. 또는 {_mirror_hint(file_name)}"
 
     if destination.exists() or destination.is_symlink():
         return _existing_file(destination, url, expected_size, sha256, validate, user_file)
@@ -446,10 +457,10 @@ def prepare_tiktoken_cache(cache_dir, mirror=None) -> Path:
         sources = [folder / relative for folder in folders if (folder / relative).is_file()]
         if not sources:
             searched = ", ".join(str(folder) for folder in folders) or "(찾아볼 폴더 없음)"
-            raise DownloadError(
-                f"tiktoken 캐시를 채울 {relative} 를 찾지 못했습니다(찾아본 곳: {searched}). "
-                f"GPT-2 의 {relative} 를 data/{relative} 에 두거나 LLMFS_DATA_MIRROR 로 그 폴더를 알려 주세요."
-            )
+            hint = f"GPT-2 의 {relative} 를 data/{relative} 에 두세요. 또는 {_mirror_hint(relative)}"
+            if mirror is not None and not Path(mirror).is_dir():
+                hint = f"미러로 준 {mirror} 은(는) 없는 폴더입니다. 경로를 바로잡으세요."
+            raise DownloadError(f"tiktoken 캐시를 채울 {relative} 를 찾지 못했습니다(찾아본 곳: {searched}). {hint}")
         part = target.with_name(info["cache_name"] + ".part")
         shutil.copyfile(sources[0], part)
         _finish(part, target, info["size"], info["sha256"], None, f"로컬 사본 {sources[0]}")

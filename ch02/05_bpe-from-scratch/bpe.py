@@ -195,9 +195,24 @@ class BPETokenizerSimple:
 
     # ------------------------------------------------------------------ 읽기·저장
     def load_vocab_and_merges_from_openai(self, vocab_path, bpe_merges_path):
-        """OpenAI GPT-2 의 ``encoder.json``(토큰 -> ID)과 ``vocab.bpe``(병합 목록)를 읽는다."""
-        encoder = json.loads(Path(vocab_path).read_text(encoding="utf-8"))
-        lines = Path(bpe_merges_path).read_text(encoding="utf-8").split("\n")
+        """OpenAI GPT-2 의 ``encoder.json``(토큰 -> ID)과 ``vocab.bpe``(병합 목록)를 읽는다.
+
+        두 파일이 서로 맞는지도 확인한다: 바이트 256개도 병합 결과도 아닌 토큰은 특수 토큰(``<|...|>``)뿐이어야 한다.
+        ``vocab.bpe`` 가 잘리면 병합으로 만들어야 할 보통 토큰이 남으므로, 그 수와 예를 밝혀 ValueError 를 낸다.
+        """
+        try:
+            encoder = json.loads(Path(vocab_path).read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise ValueError(
+                f"{vocab_path} 를 JSON 으로 읽지 못했습니다({type(error).__name__}: {error}). 잘렸거나 다른 파일일 수 "
+                "있습니다. download_gpt2_tokenizer_files() 로 원본을 받으세요."
+            ) from None
+        if not isinstance(encoder, dict) or not all(isinstance(i, int) for i in encoder.values()):
+            raise ValueError(f"{vocab_path} 는 '토큰: ID' 딕셔너리인 GPT-2 encoder.json 이 아닙니다.")
+        try:
+            lines = Path(bpe_merges_path).read_text(encoding="utf-8").split("\n")
+        except UnicodeDecodeError as error:
+            raise ValueError(f"{bpe_merges_path} 는 UTF-8 텍스트가 아닙니다({error.start + 1:,}번째 바이트).") from None
         if not lines or not lines[0].startswith("#version"):
             raise ValueError(f"{bpe_merges_path} 는 '#version' 으로 시작하는 GPT-2 vocab.bpe 파일이 아닙니다.")
         self.__init__()
@@ -217,9 +232,20 @@ class BPETokenizerSimple:
                     f"{bpe_merges_path} 의 {number}번째 줄 {line!r} 의 토큰 {error} 이 {vocab_path} 에 없습니다."
                 ) from None
         merged_ids = set(self.bpe_merges.values())
-        for i, token in self.vocab.items():
+        orphans = []
+        for i, token in sorted(self.vocab.items()):
             if i >= 256 and i not in merged_ids:
-                self.special_tokens[token] = i  # 바이트도 병합 결과도 아닌 토큰 = 특수 토큰(<|endoftext|>)
+                if token.startswith("<|") and token.endswith("|>"):
+                    self.special_tokens[token] = i  # 바이트도 병합 결과도 아닌 토큰 = 특수 토큰(<|endoftext|>)
+                else:
+                    orphans.append(token)
+        if orphans:
+            self.__init__()
+            raise ValueError(
+                f"{vocab_path} 의 보통 토큰 {len(orphans):,}개(예: {orphans[:3]})를 만드는 병합 규칙이 {bpe_merges_path} "
+                f"에 없습니다(병합 규칙 {len(lines) - 1:,}줄). vocab.bpe 가 잘렸거나 두 파일이 서로 다른 토크나이저의 "
+                "것입니다. download_gpt2_tokenizer_files() 로 원본을 받으세요."
+            )
         self._build_ranks()
         return self
 

@@ -118,6 +118,8 @@ class GPTModel(nn.Module):
 
     def __init__(self, cfg):
         super().__init__()
+        if not cfg["n_heads"] >= 1:
+            raise ValueError(f"n_heads는 1 이상이어야 합니다(받은 값: {cfg['n_heads']!r}). 예: GPT-2 124M은 12입니다.")
         if cfg["emb_dim"] % cfg["n_heads"] != 0:
             raise ValueError(f"emb_dim({cfg['emb_dim']})은 n_heads({cfg['n_heads']})로 나누어떨어져야 합니다.")
         self.tok_emb = nn.Embedding(cfg["vocab_size"], cfg["emb_dim"])
@@ -134,6 +136,13 @@ class GPTModel(nn.Module):
             raise ValueError(
                 f"입력 길이 {seq_len} 토큰이 모델의 context_length {context_length}보다 깁니다. "
                 f"입력을 마지막 {context_length} 토큰으로 자르세요."
+            )
+        vocab_size = self.tok_emb.num_embeddings
+        if in_idx.numel() > 0 and (in_idx.min() < 0 or in_idx.max() >= vocab_size):
+            bad = in_idx.max().item() if in_idx.max() >= vocab_size else in_idx.min().item()
+            raise ValueError(
+                f"토큰 ID {bad}이(가) 어휘 범위(0 이상 {vocab_size - 1} 이하) 밖에 있습니다. "
+                f"모델의 vocab_size({vocab_size})에 맞는 토크나이저로 인코딩했는지 확인하세요."
             )
         tok_embeds = self.tok_emb(in_idx)
         pos_embeds = self.pos_emb(torch.arange(seq_len, device=in_idx.device))

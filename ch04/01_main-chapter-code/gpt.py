@@ -36,7 +36,8 @@ def main():
     model.eval()  # 드롭아웃을 끈다
 
     tokenizer = get_gpt2_encoding()
-    encoded = tokenizer.encode(args.prompt)
+    # 프롬프트의 <|endoftext|> 는 5장 text_to_token_ids 처럼 문서 끝 토큰(50256) 하나로 인코딩한다
+    encoded = tokenizer.encode(args.prompt, allowed_special={"<|endoftext|>"})
     encoded_tensor = torch.tensor(encoded, device=device).unsqueeze(0)
 
     num_params = sum(p.numel() for p in model.parameters())

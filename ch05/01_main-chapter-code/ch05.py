@@ -59,6 +59,8 @@ def calc_loss_loader(data_loader, model, device, num_batches=None, batch_loss=ca
 
     ``batch_loss``는 배치 하나의 손실을 계산하는 함수다(6장은 분류 손실을 넘긴다).
     """
+    if num_batches is not None and not num_batches >= 1:
+        raise ValueError(f"num_batches는 1 이상이거나 None(전부)이어야 합니다(받은 값: {num_batches!r}).")
     if len(data_loader) == 0:
         return float("nan")
     num_batches = len(data_loader) if num_batches is None else min(num_batches, len(data_loader))

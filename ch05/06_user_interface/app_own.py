@@ -45,9 +45,12 @@ def load_model():
             f"훈련한 모델 `{CHECKPOINT}`을(를) 찾지 못했습니다. 이 폴더에서 `{TRAIN_SCRIPT}`를 실행해 "
             "모델을 만든 뒤 앱을 다시 시작하세요."
         )
-    state_dict = load_state_dict(path)
-    model = GPTModel(config_from_state_dict(state_dict))
-    model.load_state_dict(state_dict)
+    try:
+        state_dict = load_state_dict(path)
+        model = GPTModel(config_from_state_dict(state_dict))
+        model.load_state_dict(state_dict)
+    except ValueError as error:  # 잘린 파일, HTML 페이지, GPTModel 의 가중치가 아닌 파일
+        return None, f"{error} 다시 만들려면 `{TRAIN_SCRIPT}`를 실행하세요."
     return model.eval(), None
 
 

@@ -66,8 +66,24 @@ def find_checkpoint(file_name, folders):
 
 
 def load_state_dict(path):
-    """``torch.save`` 로 저장한 가중치를 읽는다. 모델+옵티마이저 묶음이면 모델 부분만 꺼낸다."""
-    state_dict = torch.load(path, map_location="cpu", weights_only=True)
+    """``torch.save`` 로 저장한 가중치를 읽는다. 모델+옵티마이저 묶음이면 모델 부분만 꺼낸다.
+
+    잘린 파일이나 다른 파일(HTML 오류 페이지 등)이면 어느 파일인지 밝힌 한국어 ValueError 를 낸다
+    (torch 의 오류 문구에는 안전하지 않은 ``weights_only=False`` 권유가 들어 있어 그대로 보이지 않는다).
+    """
+    path = Path(path)
+    try:
+        state_dict = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 (잘린 zip, pickle, HTML 등 torch 의 오류 종류가 여러 가지다)
+        raise ValueError(
+            f"{path.resolve()} 은(는) torch.save 로 저장한 가중치 파일로 읽히지 않습니다({type(error).__name__}). "
+            "저장하다 끊겼거나(잘린 파일) 다른 파일(HTML 페이지 등)일 수 있습니다. 이 파일은 지우지 않았습니다. "
+            "훈련 스크립트로 다시 만들거나 온전한 파일로 바꾸세요."
+        ) from None
+    if not isinstance(state_dict, dict):
+        raise ValueError(  # noqa: TRY004 (앱은 ValueError 하나로 안내문을 만든다)
+            f"{path.resolve()} 에 든 것이 state dict(딕셔너리)가 아닙니다({type(state_dict).__name__})."
+        )
     return state_dict.get("model_state_dict", state_dict)
 
 

@@ -124,7 +124,13 @@ def download_and_unzip_spam_data(folder="."):
 
 def read_spam_collection(data_file):
     """탭으로 구분된 SMS 스팸 모음을 책과 같은 방식으로 읽는다(열 이름: Label, Text)."""
-    return pd.read_csv(data_file, sep="\t", header=None, names=["Label", "Text"])
+    df = pd.read_csv(data_file, sep="\t", header=None, names=["Label", "Text"])
+    if len(df) == 0:
+        raise ValueError(
+            f"{Path(data_file).resolve()} 이(가) 비어 있습니다(메시지 0개). 내려받다 끊긴 파일일 수 있습니다. "
+            "이 파일을 다른 곳으로 옮긴 뒤 다시 실행하면 새로 받습니다."
+        )
+    return df
 
 
 def create_balanced_dataset(df, random_state=123):
@@ -195,6 +201,11 @@ class SpamDataset(Dataset):
             raise ValueError(
                 f"{Path(csv_file).name}에 {', '.join(missing)} 열이 없습니다. "
                 f"Text와 Label 열이 필요합니다(있는 열: {list(self.data.columns)})."
+            )
+        if len(self.data) == 0:
+            raise ValueError(
+                f"{Path(csv_file).name}에 머리글(Text, Label)만 있고 데이터 행이 없습니다. "
+                "prepare_spam_data()로 CSV를 다시 만들거나 메시지 행을 넣으세요."
             )
         if not pd.api.types.is_integer_dtype(self.data["Label"]):
             raise ValueError(
@@ -444,6 +455,13 @@ def classify_review(text, model, tokenizer, device, max_length=None, pad_token_i
         max_length: 입력 길이(보통 훈련 데이터셋의 ``max_length``). None 이면 채우지 않는다.
         token_idx: 분류에 쓸 토큰 위치(훈련 때와 같아야 한다).
     """
+    if max_length is not None and not max_length >= 1:
+        raise ValueError(f"max_length는 1 이상이거나 None이어야 합니다(받은 값: {max_length!r}).")
+    if "<|endoftext|>" in text:
+        raise ValueError(
+            f"분류할 텍스트에 특수 토큰 문자열 '<|endoftext|>'이 들어 있습니다(텍스트: {text[:60]!r}). "
+            "이 문자열을 지우거나 다른 글자로 바꾼 뒤 다시 분류하세요."
+        )
     model.eval()
     supported_context_length = model.pos_emb.weight.shape[0]
     length = supported_context_length if max_length is None else min(max_length, supported_context_length)

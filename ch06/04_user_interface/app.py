@@ -49,11 +49,14 @@ def load_model():
             f"미세 튜닝한 분류기 `{CHECKPOINT}`을(를) 찾지 못했습니다. 이 폴더에서 `{TRAIN_SCRIPT}`를 실행해 "
             "분류기를 만든 뒤 앱을 다시 시작하세요."
         )
-    state_dict = chat_utils.load_state_dict(path)
-    cfg = chat_utils.config_from_state_dict(state_dict)
-    model = GPTModel(cfg)
-    model.out_head = torch.nn.Linear(cfg["emb_dim"], state_dict["out_head.weight"].shape[0])
-    model.load_state_dict(state_dict)
+    try:
+        state_dict = chat_utils.load_state_dict(path)
+        cfg = chat_utils.config_from_state_dict(state_dict)
+        model = GPTModel(cfg)
+        model.out_head = torch.nn.Linear(cfg["emb_dim"], state_dict["out_head.weight"].shape[0])
+        model.load_state_dict(state_dict)
+    except ValueError as error:  # 잘린 파일, HTML 페이지, GPTModel 의 가중치가 아닌 파일
+        return None, f"{error} 다시 만들려면 `{TRAIN_SCRIPT}`를 실행하세요."
     return model.eval(), None
 
 

@@ -84,6 +84,11 @@ def _check_entry(entry, keys):
         value = entry.get(key)
         if not isinstance(value, str) and not (key == "input" and value is None):
             raise TypeError(f"데이터 항목의 {key!r} 값은 문자열이어야 합니다(받은 값: {value!r}).")
+        if isinstance(value, str) and "<|endoftext|>" in value:
+            raise ValueError(
+                f"데이터 항목의 {key!r} 값에 특수 토큰 문자열 '<|endoftext|>'이 들어 있습니다(값: {value[:60]!r}). "
+                "응답의 끝 표시와 헷갈리지 않도록 이 문자열을 지우거나 바꾸세요."
+            )
 
 
 def _check_prompt_style(prompt_style):

@@ -115,6 +115,11 @@ def main(argv=None):
         data = json.loads(args.json_file.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
         sys.exit(f"{args.json_file} 을 JSON으로 읽지 못했습니다: {error}")
+    except UnicodeDecodeError as error:
+        sys.exit(
+            f"{args.json_file} 은(는) UTF-8 텍스트가 아닙니다({error.start + 1:,}번째 바이트 {error.object[error.start:error.start + 1]!r}). "
+            "JSON 파일을 UTF-8 로 저장한 뒤 다시 실행하세요."
+        )
     pairs_by_key = find_all_near_duplicates(data, args.threshold, args.keys)
     print(f"{args.json_file.name}: 항목 {len(data)}개, 임계값 {args.threshold}")
     print(format_report(data, pairs_by_key))
