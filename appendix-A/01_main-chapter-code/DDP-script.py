@@ -8,6 +8,8 @@ GPU가 있으면 GPU 하나당 프로세스 하나(NCCL 백엔드), 없으면 CP
     python DDP-script.py --device cpu --world-size 2
 """
 
+# 목록 A.12 분산 훈련을 위한 준비. 프로세스 그룹에 참여하는 ddp_setup과 데이터를 나누는 prepare_dataset은
+# llm_from_scratch.appendix_a에 있고, 이 스크립트는 0번 프로세스의 주소와 포트를 정한다(find_free_port).
 import argparse
 import os
 import socket
@@ -44,6 +46,8 @@ def parse_args():
     return parser.parse_args()
 
 
+# 목록 A.13 DistributedDataParallel로 훈련하기: 프로세스를 GPU(또는 CPU) 수만큼 띄운다.
+# 프로세스마다 하는 일(DDP로 감싼 모델 훈련, 정확도 출력)은 llm_from_scratch.appendix_a의 ddp_train에 있다.
 def main():
     args = parse_args()
     device_type = args.device
