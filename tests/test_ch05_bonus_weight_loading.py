@@ -1,18 +1,16 @@
 """5장 보너스(가중치 불러오기): transformers 모델·safetensors 파일을 5장의 한 대응으로 GPTModel 에 실으면 로짓이 같다."""
 
-import pytest
 import torch
+import transformers
+from support import assert_same_as_transformers_gpt2
 
 from llm_from_scratch.ch04 import GPTModel
 from llm_from_scratch.ch05 import (
-    generate,
     gpt2_config_from_hparams,
     load_gpt2_safetensors,
     load_hf_weights_into_gpt,
     write_synthetic_gpt2_safetensors,
 )
-
-transformers = pytest.importorskip("transformers")
 
 HF_CONFIG = {"vocab_size": 50257, "n_positions": 32, "n_embd": 24, "n_layer": 2, "n_head": 3}
 PROMPT = torch.tensor([[6109, 3626, 6100, 345]])  # "Every effort moves you"
@@ -24,20 +22,11 @@ def _ours_from(state_dict, hparams):
     return gpt.eval()
 
 
-def _assert_same_as_transformers(gpt, hf_model, context_size):
-    with torch.no_grad():
-        assert torch.allclose(gpt(PROMPT), hf_model(PROMPT).logits, atol=1e-5, rtol=0)
-    ours = generate(gpt, PROMPT, max_new_tokens=8, context_size=context_size)
-    theirs = hf_model.generate(PROMPT, attention_mask=torch.ones_like(PROMPT), max_new_tokens=8, do_sample=False,
-                               pad_token_id=50256)
-    assert torch.equal(ours, theirs)
-
-
 def test_gpt2_lm_head_model_and_gpt2_model_state_dicts_give_transformers_logits():
     torch.manual_seed(0)
     hf_model = transformers.GPT2LMHeadModel(transformers.GPT2Config(**HF_CONFIG)).eval()
     gpt = _ours_from(hf_model.state_dict(), HF_CONFIG)
-    _assert_same_as_transformers(gpt, hf_model, HF_CONFIG["n_positions"])
+    assert_same_as_transformers_gpt2(gpt, hf_model, PROMPT, HF_CONFIG["n_positions"])
     # Conv1D 는 [입력, 출력] 이므로 c_attn 의 두 번째 d 열을 전치한 것이 W_key 다
     c_attn = hf_model.state_dict()["transformer.h.1.attn.c_attn.weight"]
     assert torch.equal(gpt.trf_blocks[1].att.W_key.weight, c_attn[:, 24:48].T)
@@ -54,20 +43,4 @@ def test_synthetic_safetensors_load_offline_and_match_transformers_reading_the_s
     assert state_dict.hparams == hparams
     gpt = _ours_from(state_dict, state_dict.hparams)
     hf_model = transformers.GPT2LMHeadModel.from_pretrained(tmp_path / "gpt2-medium").eval()
-    _assert_same_as_transformers(gpt, hf_model, hparams["n_ctx"])
-
-
-def test_state_dict_round_trips_through_pth_with_weights_only_and_safetensors(tmp_path):
-    from safetensors.torch import load_file, save_file
-
-    cfg = gpt2_config_from_hparams({"n_vocab": 50257, "n_ctx": 16, "n_embd": 16, "n_head": 2, "n_layer": 1})
-    torch.manual_seed(1)
-    original = GPTModel(cfg).eval()
-    torch.save(original.state_dict(), tmp_path / "m.pth")
-    save_file(original.state_dict(), str(tmp_path / "m.safetensors"))
-    for state_dict in (torch.load(tmp_path / "m.pth", weights_only=True), load_file(str(tmp_path / "m.safetensors"))):
-        loaded = GPTModel(cfg).eval()
-        result = loaded.load_state_dict(state_dict)
-        assert not result.missing_keys and not result.unexpected_keys
-        with torch.no_grad():
-            assert torch.equal(loaded(PROMPT), original(PROMPT))
+    assert_same_as_transformers_gpt2(gpt, hf_model, PROMPT, hparams["n_ctx"])
