@@ -5,6 +5,8 @@ import json
 import pytest
 import tiktoken
 import torch
+from support import assert_same_as_transformers_gpt2
+from transformers import GPT2Config, GPT2LMHeadModel
 
 from llm_from_scratch.ch02 import create_dataloader_v1, load_the_verdict
 from llm_from_scratch.ch04 import GPT_CONFIG_124M, GPTModel, generate_text_simple
@@ -67,10 +69,13 @@ def tf_checkpoint(tmp_path_factory):
     return models_dir, settings, params
 
 
+def _prompt():
+    torch.manual_seed(0)
+    return torch.randint(0, 50257, (2, 12))
+
+
 def _transformers_model(settings, params):
     """``params`` 를 그대로 담은 transformers GPT2LMHeadModel (비교 기준)."""
-    from transformers import GPT2Config, GPT2LMHeadModel
-
     config = GPT2Config(
         vocab_size=settings["n_vocab"],
         n_positions=settings["n_ctx"],
@@ -96,27 +101,6 @@ def _transformers_model(settings, params):
     state["lm_head.weight"] = state["transformer.wte.weight"]
     model.load_state_dict(state, strict=False)
     return model
-
-
-def _assert_same_as_transformers(gpt, hf_model, context_length):
-    torch.manual_seed(0)
-    idx = torch.randint(0, 50257, (2, 12))
-    with torch.no_grad():
-        ours = gpt(idx)
-        theirs = hf_model(idx).logits
-    torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=0)
-
-    prompt = idx[:1, :5]
-    new_tokens = 10
-    greedy = generate(gpt, prompt, new_tokens, context_length, temperature=0.0, top_k=1)
-    hf_greedy = hf_model.generate(
-        prompt,
-        attention_mask=torch.ones_like(prompt),
-        max_new_tokens=new_tokens,
-        do_sample=False,
-        pad_token_id=50256,
-    )
-    assert greedy.tolist() == hf_greedy.tolist()
 
 
 def test_tf_checkpoint_loads_with_openai_names_and_shapes(tf_checkpoint):
@@ -147,12 +131,10 @@ def test_tf_weights_give_same_logits_and_greedy_tokens_as_transformers(tf_checkp
     cfg = gpt2_config_from_hparams(settings)
     gpt = GPTModel(cfg).eval()
     load_weights_into_gpt(gpt, params)
-    _assert_same_as_transformers(gpt, _transformers_model(settings, params), cfg["context_length"])
+    assert_same_as_transformers_gpt2(gpt, _transformers_model(settings, params), _prompt(), cfg["context_length"], 10)
 
 
 def test_safetensors_weights_give_same_logits_and_greedy_tokens_as_transformers(tmp_path):
-    from transformers import GPT2LMHeadModel
-
     write_synthetic_gpt2_safetensors(tmp_path / "gpt2" / "model.safetensors", seed=7)
     state_dict = load_gpt2_safetensors("gpt2", tmp_path)  # 이미 있으므로 내려받지 않는다
     assert state_dict["h.0.attn.c_attn.weight"].shape == (64, 192)  # [입력, 출력]
@@ -161,7 +143,7 @@ def test_safetensors_weights_give_same_logits_and_greedy_tokens_as_transformers(
     gpt = GPTModel(cfg).eval()
     load_hf_weights_into_gpt(gpt, state_dict)
     hf_model = GPT2LMHeadModel.from_pretrained(tmp_path / "gpt2").eval()
-    _assert_same_as_transformers(gpt, hf_model, cfg["context_length"])
+    assert_same_as_transformers_gpt2(gpt, hf_model, _prompt(), cfg["context_length"], 10)
 
     # transformers 모델의 state_dict(transformer. 접두사, 마스크 버퍼, lm_head)도 받는다
     other = GPTModel(cfg).eval()
@@ -171,8 +153,6 @@ def test_safetensors_weights_give_same_logits_and_greedy_tokens_as_transformers(
 
 
 def test_hf_state_dict_ignores_attention_mask_buffers():
-    from transformers import GPT2Config, GPT2LMHeadModel
-
     hf_model = GPT2LMHeadModel(GPT2Config(n_positions=16, n_embd=32, n_head=2, n_layer=1)).eval()
     state_dict = dict(hf_model.state_dict())
     state_dict["transformer.h.0.attn.bias"] = torch.tril(torch.ones(1, 1, 16, 16, dtype=torch.bool))
@@ -389,54 +369,3 @@ def test_low_temperature_sampling_concentrates_on_top_token():
     assert (hot > 0).sum() > (cold > 0).sum()
     with pytest.raises(ValueError, match="temperature"):
         softmax_with_temperature(logits, 0)
-
-
-def _fixed_batches(verdict):
-    train_loader = create_dataloader_v1(verdict, batch_size=2, max_length=32, stride=32, shuffle=False)
-    return [batch for batch, _ in zip(train_loader, range(6))]
-
-
-def _train_steps(model, optimizer, batches):
-    losses = []
-    for input_batch, target_batch in batches:
-        optimizer.zero_grad()
-        loss = calc_loss_batch(input_batch, target_batch, model, torch.device("cpu"))
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
-    return losses
-
-
-def test_resuming_from_saved_model_and_optimizer_matches_uninterrupted_training(verdict, tmp_path):
-    batches = _fixed_batches(verdict)
-    torch.manual_seed(123)
-    model = GPTModel(TINY_CONFIG)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=5e-4, weight_decay=0.1)
-    _train_steps(model, optimizer, batches[:3])
-    path = tmp_path / "model_and_optimizer.pth"
-    torch.save({"model_state_dict": model.state_dict(), "optimizer_state_dict": optimizer.state_dict()}, path)
-    continued = _train_steps(model, optimizer, batches[3:])
-
-    checkpoint = torch.load(path, weights_only=True)
-    resumed_model = GPTModel(TINY_CONFIG)
-    resumed_model.load_state_dict(checkpoint["model_state_dict"])
-    resumed_optimizer = torch.optim.AdamW(resumed_model.parameters(), lr=5e-4, weight_decay=0.1)
-    resumed_optimizer.load_state_dict(checkpoint["optimizer_state_dict"])
-    resumed = _train_steps(resumed_model, resumed_optimizer, batches[3:])
-    assert resumed == continued
-
-    fresh_optimizer = torch.optim.AdamW(GPTModel(TINY_CONFIG).parameters(), lr=5e-4, weight_decay=0.1)
-    assert fresh_optimizer.state_dict()["state"] == {}  # 옵티마이저 상태를 저장해야 하는 이유: 새것은 비어 있다
-
-
-def test_model_state_dict_round_trips_with_weights_only(tiny_model, tmp_path):
-    path = tmp_path / "model.pth"
-    torch.save(tiny_model.state_dict(), path)
-    loaded = GPTModel(TINY_CONFIG).eval()
-    loaded.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-    idx = torch.tensor([[1, 2, 3]])
-    with torch.no_grad():
-        assert torch.equal(loaded(idx), tiny_model(idx))
-    torch.save({"not_a_tensor": object()}, tmp_path / "unsafe.pth")
-    with pytest.raises(Exception, match="weights_only"):
-        torch.load(tmp_path / "unsafe.pth", weights_only=True)
