@@ -89,13 +89,6 @@ def test_tiktoken_gpt2_counts_5145_tokens_and_endoftext_is_50256(raw_text, gpt2_
     assert gpt2_tokenizer.encode("<|endoftext|>", allowed_special={"<|endoftext|>"}) == [50_256]
 
 
-def test_bpe_splits_unknown_word_and_round_trips(gpt2_tokenizer):
-    ids = gpt2_tokenizer.encode("Akwirw ier")
-    assert ids == [33901, 86, 343, 86, 220, 959]
-    assert [gpt2_tokenizer.decode([i]) for i in ids] == ["Ak", "w", "ir", "w", " ", "ier"]
-    assert gpt2_tokenizer.decode(ids) == "Akwirw ier"
-
-
 def test_targets_are_inputs_shifted_by_one(raw_text, gpt2_tokenizer):
     token_ids = gpt2_tokenizer.encode(raw_text)
     dataset = GPTDatasetV1(raw_text, gpt2_tokenizer, max_length=4, stride=1)
@@ -144,26 +137,6 @@ def test_exercise_2_2_loaders(raw_text):
     inputs, _ = next(iter(create_dataloader_v1(raw_text, batch_size=4, max_length=8, stride=2, shuffle=False)))
     assert inputs.shape == (4, 8)
     assert torch.equal(inputs[0, 2:], inputs[1, :6])
-
-
-def test_token_plus_position_embeddings_have_shape_8_4_256(raw_text):
-    torch.manual_seed(123)
-    token_embedding_layer = torch.nn.Embedding(50_257, 256)
-    pos_embedding_layer = torch.nn.Embedding(4, 256)
-    loader = create_dataloader_v1(raw_text, batch_size=8, max_length=4, stride=4, shuffle=False)
-    inputs, _ = next(iter(loader))
-    input_embeddings = token_embedding_layer(inputs) + pos_embedding_layer(torch.arange(4))
-    assert input_embeddings.shape == (8, 4, 256)
-    assert torch.allclose(input_embeddings[0, 0], token_embedding_layer.weight[40] + pos_embedding_layer.weight[0])
-
-
-def test_toy_embedding_layer_looks_up_rows():
-    torch.manual_seed(123)
-    embedding_layer = torch.nn.Embedding(6, 3)
-    out = embedding_layer(torch.tensor([2, 3, 5, 1]))
-    assert out.shape == (4, 3)
-    assert torch.equal(out[1], embedding_layer.weight[3])
-    assert torch.allclose(embedding_layer.weight[0], torch.tensor([0.3374, -0.1778, -0.1690]), atol=1e-4)
 
 
 def test_text_too_short_for_one_window_raises(gpt2_tokenizer):

@@ -82,7 +82,6 @@ def test_dpo_loss_is_ln2_with_zero_margins_when_policy_equals_reference():
     logps = torch.tensor([-1.5, -0.7]), torch.tensor([-2.0, -0.9])
     loss, chosen, rejected = compute_dpo_loss(*logps, *logps, beta=0.1)
     assert loss.item() == pytest.approx(math.log(2), abs=1e-7)
-    assert round(loss.item(), 4) == 0.6931
     assert chosen.item() == 0.0 and rejected.item() == 0.0
     # 정책이 chosen 을 참조보다 더 좋아하면 손실이 ln 2 아래로 내려가고 보상 차이가 양수다
     better, c, r = compute_dpo_loss(logps[0] + 1.0, logps[1], *logps, beta=0.1)
