@@ -15,7 +15,6 @@ TINY = {**GPT_CONFIG_124M, "context_length": 16, "emb_dim": 16, "n_heads": 2, "n
 
 @pytest.fixture(scope="module")
 def bench():
-    pytest.importorskip("psutil")
     spec = importlib.util.spec_from_file_location("memory_benchmark", FOLDER / "memory_benchmark.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -1,5 +1,6 @@
 """6장 추가 실험 스크립트(ch06/02_bonus_additional-experiments): 스위치마다 말한 대로 바뀌는지 확인한다."""
 
+import argparse
 import importlib.util
 from pathlib import Path
 
@@ -149,7 +150,7 @@ def test_context_length_choices_and_no_padding(tmp_path):
     assert ae.parse_args(["--no-padding", "--batch-size", "8"]).batch_size == 1
     assert ae.parse_context_length("model_context_length") == "model_context_length"
     assert ae.parse_context_length("128") == 128
-    with pytest.raises(Exception, match="--context-length"):
+    with pytest.raises(argparse.ArgumentTypeError, match=r"--context-length 는 .*양의 정수여야 합니다\(받은 값: '0'\)"):
         ae.parse_context_length("0")
 
 
