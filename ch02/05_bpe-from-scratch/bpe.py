@@ -99,9 +99,17 @@ class BPETokenizerSimple:
         inverse_vocab: 토큰 문자열 -> 토큰 ID.
         bpe_merges: ``(왼쪽 ID, 오른쪽 ID) -> 합친 토큰의 ID``. 배운 순서(= 병합 순위)대로 들어 있다.
         special_tokens: 특수 토큰 문자열 -> ID(예: ``{'<|endoftext|>': 50256}``).
+        pre_tokenizer: GPT-2 정규식보다 먼저 텍스트를 나누는 함수(기본: 없음). 문자열을 받아 이어 붙이면 그 문자열이
+            되는 조각 목록을 돌려준다(예: 한국어 형태소 경계에서 나누기). 정규식은 그 조각 안에서 다시 적용되므로
+            병합이 조각 경계를 넘지 않는다. 함수는 저장 파일에 들어가지 않으니 읽을 때 같은 함수를 다시 준다.
     """
 
-    def __init__(self):
+    def __init__(self, pre_tokenizer=None):
+        if pre_tokenizer is not None and not callable(pre_tokenizer):
+            raise TypeError(
+                f"pre_tokenizer 는 문자열을 받아 조각 목록을 돌려주는 함수여야 합니다(받은 것: {type(pre_tokenizer).__name__})."
+            )
+        self.pre_tokenizer = pre_tokenizer
         self.vocab = {}
         self.inverse_vocab = {}
         self.bpe_merges = {}
@@ -130,7 +138,7 @@ class BPETokenizerSimple:
                 f"vocab_size({vocab_size!r})는 바이트 256개와 특수 토큰 {len(specials)}개를 담을 수 있게 "
                 f"{256 + len(specials)} 이상의 정수여야 합니다."
             )
-        self.__init__()
+        self.__init__(self.pre_tokenizer)
         self.vocab = {i: BYTE_ENCODER[i] for i in range(256)}
         self.inverse_vocab = {token: i for i, token in self.vocab.items()}
 
@@ -215,7 +223,7 @@ class BPETokenizerSimple:
             raise ValueError(f"{bpe_merges_path} 는 UTF-8 텍스트가 아닙니다({error.start + 1:,}번째 바이트).") from None
         if not lines or not lines[0].startswith("#version"):
             raise ValueError(f"{bpe_merges_path} 는 '#version' 으로 시작하는 GPT-2 vocab.bpe 파일이 아닙니다.")
-        self.__init__()
+        self.__init__(self.pre_tokenizer)
         self.vocab = {int(i): token for token, i in encoder.items()}
         self.inverse_vocab = dict(encoder)
         for number, line in enumerate(lines[1:], start=2):
@@ -240,7 +248,7 @@ class BPETokenizerSimple:
                 else:
                     orphans.append(token)
         if orphans:
-            self.__init__()
+            self.__init__(self.pre_tokenizer)
             raise ValueError(
                 f"{vocab_path} 의 보통 토큰 {len(orphans):,}개(예: {orphans[:3]})를 만드는 병합 규칙이 {bpe_merges_path} "
                 f"에 없습니다(병합 규칙 {len(lines) - 1:,}줄). vocab.bpe 가 잘렸거나 두 파일이 서로 다른 토크나이저의 "
@@ -266,7 +274,7 @@ class BPETokenizerSimple:
                 f"{vocab_path} 는 save_vocab_and_merges() 가 저장한 파일이 아닙니다. "
                 "OpenAI 의 encoder.json 이면 load_vocab_and_merges_from_openai() 를 쓰세요."
             )
-        self.__init__()
+        self.__init__(self.pre_tokenizer)
         self.vocab = {int(i): token for i, token in saved["vocab"].items()}
         self.inverse_vocab = {}
         for i, token in self.vocab.items():
@@ -299,7 +307,20 @@ class BPETokenizerSimple:
                 if keep_specials:
                     yield part
             elif part:
-                yield from self._split.findall(part)
+                for chunk in self._pre_tokenize(part):
+                    yield from self._split.findall(chunk)
+
+    def _pre_tokenize(self, text):
+        """``pre_tokenizer`` 가 있으면 그것으로 나눈 조각들, 없으면 ``[text]``. 조각이 원문을 그대로 덮는지 확인한다."""
+        if self.pre_tokenizer is None:
+            return [text]
+        chunks = list(self.pre_tokenizer(text))
+        if "".join(chunks) != text:
+            raise ValueError(
+                f"pre_tokenizer 가 돌려준 조각을 이어 붙이면 원문({text[:30]!r}…)과 다릅니다. 조각은 글자를 빼거나 "
+                "바꾸지 않고 원문을 나누기만 해야 합니다."
+            )
+        return chunks
 
     def _bpe(self, piece):
         """조각 하나(바이트 문자열)를 병합 순위대로 합친 토큰 문자열 목록."""
