@@ -6,7 +6,9 @@
 
 import os
 import tempfile
+import time
 from pathlib import Path
+from queue import Empty
 
 
 def _set_test_environment() -> None:
@@ -30,3 +32,43 @@ def _set_test_environment() -> None:
 
 
 _set_test_environment()
+
+
+class KernelDiedError(RuntimeError):
+    """노트북 커널 프로세스가 셀을 실행하다가 죽었다(세그멘테이션 오류, 메모리 부족 등)."""
+
+
+def _fail_fast_on_dead_kernels() -> None:
+    """nbval이 죽은 커널의 답을 셀 시간 제한(기본 2,000초)만큼 기다리지 않게 한다.
+
+    답을 기다리는 동안 2초마다 커널 프로세스가 살아 있는지 보고, 죽었으면 곧바로 ``KernelDiedError``를 낸다.
+    그 노트북의 나머지 셀은 nbval이 "Kernel dead on test start"로 바로 실패시킨다.
+    """
+    try:
+        from nbval.kernel import RunningKernel
+    except ImportError:  # nbval이 없으면 노트북 테스트도 없다
+        return
+    if getattr(RunningKernel.get_message, "_llmfs_guarded", False):
+        return
+    wait_for_message = RunningKernel.get_message
+
+    def get_message(self, stream, timeout=None):
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            step = 2.0 if deadline is None else max(0.0, min(2.0, deadline - time.monotonic()))
+            try:
+                return wait_for_message(self, stream, timeout=step)
+            except Empty:
+                if not self.is_alive():
+                    raise KernelDiedError(
+                        "노트북 커널이 이 셀을 실행하다가 죽었습니다(세그멘테이션 오류나 메모리 부족). "
+                        "같은 코드를 터미널의 python에서 실행해 오류 메시지를 확인하세요."
+                    ) from None
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise
+
+    get_message._llmfs_guarded = True
+    RunningKernel.get_message = get_message
+
+
+_fail_fast_on_dead_kernels()

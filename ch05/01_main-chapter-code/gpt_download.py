@@ -15,9 +15,12 @@
 """
 
 import argparse
+import contextlib
+import importlib.util
 import json
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -141,11 +144,26 @@ def _check_model_size(model_size):
         raise ValueError(f"알 수 없는 모델 크기 {model_size!r} 입니다. 가능한 크기: {', '.join(GPT2_SIZES)}")
 
 
+def _import_triton_before_tensorflow():
+    """CUDA 빌드의 torch 와 함께 설치된 triton 을 TensorFlow 보다 먼저 가져온다.
+
+    TensorFlow(tensorflow-cpu 2.21)를 가져온 뒤에 triton 3.8 을 가져오면 프로세스가 세그멘테이션 오류로 죽는다.
+    torch 의 옵티마이저(AdamW 등)는 처음 만들어질 때 ``torch._dynamo`` 를 거쳐 triton 을 가져오므로, 체크포인트를
+    읽은 뒤 미세 튜닝을 시작하는 순간 죽게 된다. 반대 순서(triton 먼저)는 문제가 없다.
+    triton 이 없는 환경(CPU 빌드의 torch, macOS)에서는 아무 일도 하지 않는다.
+    """
+    if "tensorflow" in sys.modules or importlib.util.find_spec("triton") is None:
+        return
+    with contextlib.suppress(ImportError, RuntimeError, OSError):  # triton 이 깨져 있어도 TF 경로는 쓸 수 있어야 한다
+        import triton  # noqa: F401
+
+
 def _import_tensorflow():
     """TensorFlow 를 필요할 때만 가져온다(가져오는 데 몇 초가 걸리고, 없는 환경도 있다)."""
     # TensorFlow 의 긴 시작 로그를 숨긴다(여기서는 파일을 읽고 쓰기만 하므로 oneDNN 최적화도 필요 없다)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+    _import_triton_before_tensorflow()
     try:
         import tensorflow as tf
     except ImportError as error:
