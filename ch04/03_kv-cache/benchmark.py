@@ -17,6 +17,7 @@ from transformers import GPT2Config, GPT2LMHeadModel
 
 from llm_from_scratch.ch04 import GPT_CONFIG_124M, generate_text_simple
 from llm_from_scratch.ch05 import load_hf_weights_into_gpt
+from llm_from_scratch.machine import print_machine_summary
 from llm_from_scratch.utils import QUICK, device_name, get_device, nonempty_text, positive_int
 
 TINY_CONFIG = {**GPT_CONFIG_124M, "context_length": 64, "emb_dim": 64, "n_heads": 4, "n_layers": 2}
@@ -133,6 +134,7 @@ def main():
         f"CPU 스레드: {torch.get_num_threads()}"
     )
     print(f"프롬프트: {args.prompt!r}, 새 토큰: {max_new_tokens}개, 반복: {args.repeats}번", flush=True)
+    print_machine_summary(device)
     results = run_benchmark(cfg, args.prompt, max_new_tokens, args.seed, device, args.repeats)
 
     width = max(len(name) for name, _, _ in results)

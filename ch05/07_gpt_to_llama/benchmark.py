@@ -17,6 +17,7 @@ import torch
 from tqdm import tqdm
 
 from llm_from_scratch.llama import LLAMA32_CONFIG_1B, Llama3Model, generate_cached, load_weights_into_llama
+from llm_from_scratch.machine import print_machine_summary
 
 WARMUP_TOKENS = 3
 
@@ -158,6 +159,7 @@ def main(argv=None):
         f"스레드 {torch.get_num_threads()}개"
     )
     print(f"프롬프트 {args.prompt_tokens} 토큰, 새 토큰 {args.max_new_tokens}개, 반복 {args.repeats}번(중앙값)", flush=True)
+    print_machine_summary()
     results = run_benchmark(cfg, args.prompt_tokens, args.max_new_tokens, args.seed, args.repeats)
 
     width = max(len(name) for name, *_ in results)

@@ -35,6 +35,7 @@ from speed_utils import (
     train_optimized,
 )
 
+from llm_from_scratch.machine import print_machine_summary
 from llm_from_scratch.utils import QUICK, get_device, positive_int
 
 # 목표: 최적화한 경로가 transformers 이상, 기준선의 1.2배 이상
@@ -134,6 +135,7 @@ def main(argv=None):
 
     print(f"장치: {device} ({cpu_name() if device.type == 'cpu' else torch.cuda.get_device_name(device)})")
     print(f"PyTorch {torch.__version__}, transformers {version('transformers')}, CPU 스레드 {torch.get_num_threads()}")
+    print_machine_summary(device)
     print(
         f"설정: emb_dim {cfg['emb_dim']}, 층 {cfg['n_layers']}, 헤드 {cfg['n_heads']}, 문맥 {cfg['context_length']}, "
         f"배치 {settings['batch_size']}, 드롭아웃 {cfg['drop_rate']}, 준비 스텝 {settings['warmup_steps']}, "

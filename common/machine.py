@@ -1,0 +1,58 @@
+"""시간을 재는 코드가 결과 옆에 적을 측정 환경: CPU(또는 GPU) 모델, 스레드 수, 부하 평균.
+
+같은 코드도 다른 프로세스가 CPU를 나눠 쓰면 몇 배 느리게 재어진다. 그래서 벤치마크 스크립트와 노트북의 측정 셀은
+표보다 먼저 ``print_machine_summary()``로 무엇 위에서 쟀는지 출력하고, 머신이 바쁘면 한국어로 경고한다.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from pathlib import Path
+
+BUSY_LOAD_PER_CORE = 1.0  # 1분 부하 평균이 코어당 이보다 크면 잰 시간을 믿기 어렵다
+
+
+def cpu_model() -> str:
+    """CPU 모델 이름(리눅스는 /proc/cpuinfo, 그 밖에는 platform 이 아는 이름)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "알 수 없음"
+
+
+def load_average() -> float | None:
+    """1분 부하 평균(윈도처럼 알 수 없으면 None)."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return None
+
+
+def machine_summary(device=None) -> dict:
+    """측정 환경을 딕셔너리로: cpu, cores, threads, load_avg, (CUDA 장치면) gpu."""
+    import torch
+
+    info = {"cpu": cpu_model(), "cores": os.cpu_count() or 1, "threads": torch.get_num_threads(),
+            "load_avg": load_average(), "torch": torch.__version__}
+    if device is not None and str(device).startswith("cuda") and torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(torch.device(device))
+    return info
+
+
+def print_machine_summary(device=None, file=None) -> dict:
+    """측정 환경을 한 줄로 출력하고, 부하가 높으면 경고한 뒤 ``machine_summary()``를 돌려준다."""
+    file = file or sys.stdout
+    info = machine_summary(device)
+    where = f"GPU {info['gpu']}, " if "gpu" in info else ""
+    load = "알 수 없음" if info["load_avg"] is None else f"{info['load_avg']:.2f}"
+    print(f"측정 환경: {where}CPU {info['cpu']}, 코어 {info['cores']}개, 파이토치 스레드 {info['threads']}개, "
+          f"1분 부하 평균 {load}, torch {info['torch']}", file=file)
+    if info["load_avg"] is not None and info["load_avg"] > BUSY_LOAD_PER_CORE * info["cores"]:
+        print(f"경고: 부하 평균 {info['load_avg']:.2f}이(가) 코어 수 {info['cores']}보다 큽니다. 다른 작업이 CPU를 나눠 쓰고 "
+              "있어서 아래 시간은 실제보다 길게 나옵니다. 다른 작업을 멈추고 다시 재세요.", file=file)
+    return info
