@@ -2,6 +2,7 @@
 
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 import zipfile
@@ -259,11 +260,36 @@ def test_max_steps_stops_training(tmp_path, tokenizer):
 # --- 6.8 분류기로 쓰기 -----------------------------------------------------
 
 
-@pytest.mark.parametrize("text", ["", "free " * 500, "Hey, are we still on for dinner?"])
-@pytest.mark.parametrize("max_length", [None, 16, 5000])
-def test_classify_review_handles_empty_and_long_texts(tokenizer, text, max_length):
+@pytest.mark.parametrize(
+    ("text", "max_length", "expected_length"),
+    [("", None, 1), ("", 16, 16), ("free " * 500, None, 32), ("free " * 500, 16, 16), ("free " * 500, 5000, 32),
+     ("Hey, are we still on for dinner?", 16, 16), ("Hey, are we still on for dinner?", 5000, 32)],
+)
+def test_classify_review_pads_and_truncates_then_labels_the_models_choice(tokenizer, text, max_length,
+                                                                         expected_length):
     model = tiny_classifier()
-    assert classify_review(text, model, tokenizer, "cpu", max_length=max_length) in ("spam", "not spam")
+    seen = []
+    model.register_forward_pre_hook(lambda module, args: seen.append(args[0].clone()))
+    label = classify_review(text, model, tokenizer, "cpu", max_length=max_length)
+    [ids] = seen
+    # 문맥 길이(32)보다 긴 텍스트는 자르고, max_length 까지 50256 으로 채운다(빈 텍스트도 토큰 하나는 있다)
+    ids_of_text = tokenizer.encode(text)[:expected_length]
+    assert ids.tolist() == [ids_of_text + [50256] * (expected_length - len(ids_of_text))]
+    with torch.no_grad():
+        predicted = torch.argmax(model(ids)[:, -1, :], dim=-1).item()
+    assert label == ("spam" if predicted == 1 else "not spam")
+
+
+def test_classifier_trained_on_quick_spam_data_beats_the_majority_class_on_held_out_data(spam_folder, tokenizer):
+    # 작은 GPT(1층, 32차원)를 저장소의 스팸 데이터로 1 에포크(몇 초) 훈련하면 테스트 세트에서 다수 클래스보다 낫다
+    train_loader, val_loader, test_loader = create_spam_dataloaders(spam_folder, tokenizer, context_length=32)
+    labels = torch.cat([target for _, target in test_loader]).float()
+    majority = max(labels.mean().item(), 1 - labels.mean().item())
+    model = tiny_classifier()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.1)
+    train_classifier_simple(model, train_loader, val_loader, optimizer, "cpu", num_epochs=1, eval_freq=1000,
+                            eval_iter=1)
+    assert calc_accuracy_loader(test_loader, model, "cpu") > majority + 0.15
 
 
 def test_classify_review_pads_like_training(tokenizer):
@@ -299,11 +325,31 @@ def test_script_runs_in_quick_mode(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "130 / 19 / 38" in result.stdout
-    assert "테스트 정확도:" in result.stdout
     for name in ("review_classifier.pth", "loss-plot.pdf", "accuracy-plot.pdf", "train.csv"):
         assert (tmp_path / name).is_file(), name
-    state_dict = torch.load(tmp_path / "review_classifier.pth", map_location="cpu")
-    assert state_dict["out_head.weight"].shape[0] == 2
+    reported = {name: float(value) / 100 for name, value in re.findall(r"(훈련|검증|테스트) 정확도: ([\d.]+)%$",
+                                                                        result.stdout, flags=re.MULTILINE)}
+    # 보고한 정확도는 저장한 모델의 것이다(빠른 모드: 배치 4개), 그리고 훈련이 실제로 가중치를 바꿨다
+    saved = _saved_accuracies(tmp_path, tmp_path / "gpt2-synthetic", max_length=None, token_idx=-1)
+    assert set(reported) == {"훈련", "검증", "테스트"}
+    assert reported["검증"] == pytest.approx(saved["validation"], abs=5e-5)
+    assert reported["테스트"] == pytest.approx(saved["test"], abs=5e-5)
+
+
+def _saved_accuracies(folder, models_dir, max_length, token_idx):
+    """스크립트가 ``folder`` 에 저장한 분류기를 다시 읽어, 빠른 모드처럼 배치 4개로 잰 검증·테스트 정확도.
+
+    훈련 로더는 섞으므로 배치 4개의 정확도가 섞는 순서에 달려 있어 비교하지 않는다.
+    """
+    tokenizer = tiktoken.get_encoding("gpt2")
+    model, cfg = load_pretrained_gpt2(models_dir, "124M")
+    add_classification_head(model, num_classes=2)
+    untrained = {key: value.clone() for key, value in model.state_dict().items()}
+    model.load_state_dict(torch.load(folder / "review_classifier.pth", map_location="cpu", weights_only=True))
+    assert not torch.equal(model.out_head.weight, untrained["out_head.weight"])  # 훈련이 헤드를 바꿨다
+    loaders = create_spam_dataloaders(folder, tokenizer, max_length=max_length, context_length=cfg["context_length"])
+    return {name: calc_accuracy_loader(loader, model, "cpu", num_batches=4, token_idx=token_idx)
+            for name, loader in zip(("train", "validation", "test"), loaders) if name != "train"}
 
 
 @pytest.fixture(scope="module")
@@ -322,8 +368,9 @@ def test_script_exercise_options(script, tmp_path, synthetic_models_dir, capsys)
     output = capsys.readouterr().out
     assert "입력 길이: 256 토큰" in output  # 합성 체크포인트의 문맥 길이까지 채웠다
     assert "훈련할 파라미터: 3,333,058개" in output  # 모든 층(합성 모델 전체 + 2 클래스 헤드)
+    saved = _saved_accuracies(tmp_path, synthetic_models_dir, max_length=256, token_idx=0)
     assert set(accuracies) == {"train", "validation", "test"}
-    assert all(0.0 <= value <= 1.0 for value in accuracies.values())
+    assert (accuracies["validation"], accuracies["test"]) == (saved["validation"], saved["test"])
 
 
 @pytest.mark.parametrize("argv", [["--use-token", "middle"], ["--batch-size", "0"], ["--max-steps", "-1"]])
