@@ -425,9 +425,9 @@ def test_dpo_dataset_names_entry_index_and_key_of_a_null_value():
 def test_gpt_model_names_a_token_id_outside_the_vocabulary():
     torch.manual_seed(0)
     model = GPTModel(TINY_GPT).eval()
-    with pytest.raises(ValueError, match=r"토큰 ID 50257이\(가\) 어휘 범위\(0 이상 50256 이하\) 밖에 있습니다"):
+    with pytest.raises(IndexError, match=r"토큰 ID 50257이\(가\) 어휘 범위\(0 이상 50256 이하\) 밖에 있습니다"):
         model(torch.tensor([[1, 2, 50257]]))
-    with pytest.raises(ValueError, match=r"토큰 ID -1이\(가\) 어휘 범위"):
+    with pytest.raises(IndexError, match=r"토큰 ID -1이\(가\) 어휘 범위"):
         model(torch.tensor([[-1, 2]]))
 
 

@@ -137,14 +137,15 @@ class GPTModel(nn.Module):
                 f"입력 길이 {seq_len} 토큰이 모델의 context_length {context_length}보다 깁니다. "
                 f"입력을 마지막 {context_length} 토큰으로 자르세요."
             )
-        vocab_size = self.tok_emb.num_embeddings
-        if in_idx.numel() > 0 and (in_idx.min() < 0 or in_idx.max() >= vocab_size):
-            bad = in_idx.max().item() if in_idx.max() >= vocab_size else in_idx.min().item()
-            raise ValueError(
+        try:
+            tok_embeds = self.tok_emb(in_idx)
+        except IndexError as error:  # 범위는 실패했을 때만 따진다(정상 경로에는 검사 비용이 없다)
+            vocab_size = self.tok_emb.num_embeddings
+            bad = in_idx[(in_idx < 0) | (in_idx >= vocab_size)].flatten()[0].item()
+            raise IndexError(
                 f"토큰 ID {bad}이(가) 어휘 범위(0 이상 {vocab_size - 1} 이하) 밖에 있습니다. "
                 f"모델의 vocab_size({vocab_size})에 맞는 토크나이저로 인코딩했는지 확인하세요."
-            )
-        tok_embeds = self.tok_emb(in_idx)
+            ) from error
         pos_embeds = self.pos_emb(torch.arange(seq_len, device=in_idx.device))
         x = self.drop_emb(tok_embeds + pos_embeds)
         x = self.trf_blocks(x)
