@@ -8,6 +8,7 @@ import argparse
 import math
 import os
 import random
+import sys
 import tempfile
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import torch
 __all__ = [
     "DEVICE_CHOICES",
     "QUICK",
+    "ArgumentParser",
     "device_name",
     "existing_file",
     "get_device",
@@ -198,3 +200,47 @@ def set_seed(seed: int = 123) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+# ---------------------------------------------------------------------------
+# 영어 원서 저장소의 옵션 표기(--num_epochs)도 받는 ArgumentParser
+# ---------------------------------------------------------------------------
+
+UNDERSCORE_NOTE = "영어 원서 저장소의 밑줄 표기(예: --num_epochs, --model_size)도 같은 옵션으로 받습니다."
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """``argparse.ArgumentParser`` 와 같되, 옵션 이름의 밑줄과 하이픈을 서로 바꿔 쓴 표기도 받는다.
+
+    이 저장소의 스크립트는 ``--num-epochs`` 처럼 하이픈으로 옵션을 정의하지만, 영어 원서 저장소의 README 에 있는
+    명령은 ``--num_epochs`` 처럼 밑줄을 쓴다. 이 파서는 읽기 직전에 인자 목록을 훑어, 정의되지 않은 이름
+    ``--foo_bar`` (``--foo_bar=값`` 포함)의 다른 표기 ``--foo-bar`` 가 정의되어 있으면 그것으로 바꿔 읽는다
+    (반대 방향도 같다). 그래서 두 표기가 같은 옵션, 같은 값이 되고, ``--help`` 에는 정의한 표기만 나온다.
+    ``--`` 뒤의 인자와 옵션이 아닌 인자는 건드리지 않는다. 도움말 끝(epilog)에는 이 사실을 한 줄 덧붙인다.
+    """
+
+    def __init__(self, *args, epilog=None, **kwargs):
+        epilog = f"{epilog}\n\n{UNDERSCORE_NOTE}" if epilog else UNDERSCORE_NOTE
+        super().__init__(*args, epilog=epilog, **kwargs)
+
+    def canonical_args(self, args):
+        """인자 목록에서 다른 표기로 쓴 옵션 이름을 이 파서가 정의한 표기로 바꾼 새 목록을 돌려준다."""
+        known = self._option_string_actions
+        result = list(args)
+        for index, token in enumerate(result):
+            if token == "--":
+                break
+            if not token.startswith("--") or token[2:3] in ("", "-"):
+                continue
+            name, sep, value = token.partition("=")
+            if name in known:
+                continue
+            for other in (name.replace("_", "-"), name[:2] + name[2:].replace("-", "_")):
+                if other != name and other in known:
+                    result[index] = other + sep + value
+                    break
+        return result
+
+    def parse_known_args(self, args=None, namespace=None):
+        args = sys.argv[1:] if args is None else args
+        return super().parse_known_args(self.canonical_args(args), namespace)
