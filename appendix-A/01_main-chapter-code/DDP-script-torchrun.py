@@ -9,17 +9,16 @@ GPU가 있으면 NCCL, 없으면 gloo 백엔드를 쓴다. 책처럼 머신(노�
     python -m torch.distributed.run --standalone --nproc_per_node 2 DDP-script-torchrun.py --device cpu
 """
 
-import argparse
 import os
 
 import torch
 
 from llm_from_scratch.appendix_a import ddp_train
-from llm_from_scratch.utils import positive_int
+from llm_from_scratch.utils import ArgumentParser, positive_int
 
 
 def parse_args():
-    parser = argparse.ArgumentParser(description="장난감 데이터로 DDP 훈련을 해 본다(torchrun 판).")
+    parser = ArgumentParser(description="장난감 데이터로 DDP 훈련을 해 본다(torchrun 판).")
     parser.add_argument(
         "--device",
         choices=("auto", "cuda", "cpu"),

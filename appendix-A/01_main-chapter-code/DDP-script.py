@@ -10,7 +10,6 @@ GPU가 있으면 GPU 하나당 프로세스 하나(NCCL 백엔드), 없으면 CP
 
 # 목록 A.12 분산 훈련을 위한 준비. 프로세스 그룹에 참여하는 ddp_setup과 데이터를 나누는 prepare_dataset은
 # llm_from_scratch.appendix_a에 있고, 이 스크립트는 0번 프로세스의 주소와 포트를 정한다(find_free_port).
-import argparse
 import os
 import socket
 
@@ -18,7 +17,7 @@ import torch
 import torch.multiprocessing as mp
 
 from llm_from_scratch.appendix_a import ddp_train
-from llm_from_scratch.utils import positive_int
+from llm_from_scratch.utils import ArgumentParser, positive_int
 
 
 def find_free_port():
@@ -29,7 +28,7 @@ def find_free_port():
 
 
 def parse_args():
-    parser = argparse.ArgumentParser(description="장난감 데이터로 DDP 훈련을 해 본다(mp.spawn 판).")
+    parser = ArgumentParser(description="장난감 데이터로 DDP 훈련을 해 본다(mp.spawn 판).")
     parser.add_argument(
         "--device",
         choices=("auto", "cuda", "cpu"),

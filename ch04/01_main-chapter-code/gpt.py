@@ -6,20 +6,19 @@
 가중치가 무작위이므로 이어지는 텍스트는 뜻이 없다. 5장에서 훈련하면 달라진다.
 """
 
-import argparse
 
 import torch
 
 from llm_from_scratch.ch04 import GPT_CONFIG_124M, GPTModel, generate_text_simple
 from llm_from_scratch.download import get_gpt2_encoding
-from llm_from_scratch.utils import QUICK, device_name, get_device, nonempty_text, nonnegative_int
+from llm_from_scratch.utils import QUICK, ArgumentParser, device_name, get_device, nonempty_text, nonnegative_int
 
 # --quick(또는 LLMFS_QUICK=1)일 때 쓰는 아주 작은 설정: 모든 코드 경로를 몇 초 안에 돈다
 TINY_CONFIG = {**GPT_CONFIG_124M, "context_length": 64, "emb_dim": 64, "n_heads": 4, "n_layers": 2}
 
 
 def main():
-    parser = argparse.ArgumentParser(description="훈련하지 않은 GPT 모델로 프롬프트 뒤에 토큰을 생성한다.")
+    parser = ArgumentParser(description="훈련하지 않은 GPT 모델로 프롬프트 뒤에 토큰을 생성한다.")
     parser.add_argument("--prompt", type=nonempty_text, default="Hello, I am", help="시작 문장 (기본: %(default)s)")
     parser.add_argument(
         "--max-new-tokens", type=nonnegative_int, default=10, help="새로 만들 토큰 수, 0 이상 (기본: %(default)s)"

@@ -7,7 +7,6 @@
 ``load_hf_weights_into_gpt`` 로 같은 가중치를 우리 모델에 옮긴다.
 """
 
-import argparse
 import time
 
 import tiktoken
@@ -18,7 +17,7 @@ from transformers import GPT2Config, GPT2LMHeadModel
 from llm_from_scratch.ch04 import GPT_CONFIG_124M, generate_text_simple
 from llm_from_scratch.ch05 import load_hf_weights_into_gpt
 from llm_from_scratch.machine import print_machine_summary
-from llm_from_scratch.utils import QUICK, device_name, get_device, nonempty_text, positive_int
+from llm_from_scratch.utils import QUICK, ArgumentParser, device_name, get_device, nonempty_text, positive_int
 
 TINY_CONFIG = {**GPT_CONFIG_124M, "context_length": 64, "emb_dim": 64, "n_heads": 4, "n_layers": 2}
 WARMUP_TOKENS = 3
@@ -102,7 +101,7 @@ def run_benchmark(cfg, prompt, max_new_tokens, seed, device, repeats=1):
 
 
 def main():
-    parser = argparse.ArgumentParser(description="KV 캐시 생성 속도를 캐시 없음, transformers 와 비교한다.")
+    parser = ArgumentParser(description="KV 캐시 생성 속도를 캐시 없음, transformers 와 비교한다.")
     parser.add_argument("--prompt", type=nonempty_text, default="Hello, I am", help="시작 문장 (기본: %(default)s)")
     parser.add_argument(
         "--max-new-tokens", type=positive_int, default=200, help="새로 만들 토큰 수, 1 이상 (기본: %(default)s)"

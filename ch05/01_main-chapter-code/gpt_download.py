@@ -14,7 +14,6 @@
 명령줄에서도 쓸 수 있다: ``python gpt_download.py --model-size 124M --models-dir gpt2``
 """
 
-import argparse
 import contextlib
 import importlib.util
 import json
@@ -33,7 +32,7 @@ from llm_from_scratch.download import (
     validate_safetensors,
     validate_tf_checkpoint_index,
 )
-from llm_from_scratch.utils import QUICK
+from llm_from_scratch.utils import QUICK, ArgumentParser
 
 __all__ = [
     "GPT2_FILES",
@@ -727,7 +726,7 @@ def write_synthetic_gpt2_safetensors(path, hparams=None, seed=123):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description="OpenAI GPT-2 체크포인트를 내려받아 읽어 본다.")
+    parser = ArgumentParser(description="OpenAI GPT-2 체크포인트를 내려받아 읽어 본다.")
     parser.add_argument("--model-size", default="124M", choices=GPT2_SIZES, help="모델 크기 (기본: 124M)")
     parser.add_argument("--models-dir", default="gpt2", help="체크포인트를 둘 폴더 (기본: gpt2)")
     parser.add_argument(

@@ -5,7 +5,6 @@ python gpt_generate.py --source hf          # TensorFlow 없이 Hugging Face saf
 python gpt_generate.py --quick              # 작은 무작위 체크포인트로 코드 경로만 확인 (LLMFS_QUICK=1 과 같음)
 """
 
-import argparse
 import json
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from llm_from_scratch.ch05 import (
 )
 from llm_from_scratch.utils import (
     QUICK,
+    ArgumentParser,
     device_name,
     get_device,
     nonempty_text,
@@ -60,7 +60,7 @@ def load_gpt2(model_size, source, models_dir, quick):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description="OpenAI GPT-2 가중치로 텍스트를 생성한다(책 5.5절).")
+    parser = ArgumentParser(description="OpenAI GPT-2 가중치로 텍스트를 생성한다(책 5.5절).")
     parser.add_argument("--model-size", default="124M", choices=GPT2_SIZES, help="모델 크기 (기본: 124M)")
     parser.add_argument(
         "--source",

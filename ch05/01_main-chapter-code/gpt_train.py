@@ -7,7 +7,6 @@
     python gpt_train.py --quick             # 아주 작은 모델로 모든 단계를 몇 초 만에 (LLMFS_QUICK=1 과 같음)
 """
 
-import argparse
 import time
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from llm_from_scratch.ch04 import GPT_CONFIG_124M, GPTModel
 from llm_from_scratch.ch05 import plot_losses, train_model_simple
 from llm_from_scratch.utils import (
     QUICK,
+    ArgumentParser,
     device_name,
     get_device,
     nonnegative_float,
@@ -37,7 +37,7 @@ QUICK_CONFIG = {**GPT_CONFIG, "context_length": 64, "emb_dim": 32, "n_heads": 2,
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description='GPT 모델을 "The Verdict" 로 사전 훈련한다(책 5.2절).')
+    parser = ArgumentParser(description='GPT 모델을 "The Verdict" 로 사전 훈련한다(책 5.2절).')
     parser.add_argument("--epochs", type=positive_int, default=None, help="에포크 수, 1 이상 (기본: 10, 빠른 모드 1)")
     parser.add_argument("--learning-rate", type=positive_float, default=5e-4, help="AdamW 학습률, 0보다 큼 (기본: 5e-4)")
     parser.add_argument("--weight-decay", type=nonnegative_float, default=0.1, help="AdamW 가중치 감쇠 (기본: 0.1)")

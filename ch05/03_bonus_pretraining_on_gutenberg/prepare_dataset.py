@@ -10,13 +10,14 @@
     python prepare_dataset.py --data-dir gutenberg/data/raw --max-size-mb 500 --output-dir gutenberg_preprocessed
 """
 
-import argparse
 import codecs
 import re
 import sys
 from pathlib import Path
 
 from tqdm import tqdm
+
+from llm_from_scratch.utils import ArgumentParser
 
 EOT = "<|endoftext|>"
 _START = re.compile(r"^\*{3}\s*START OF (?:THE|THIS) PROJECT GUTENBERG.*$", re.IGNORECASE | re.MULTILINE)
@@ -115,7 +116,7 @@ def combine_books(paths, output_dir, max_size_mb, fallback_encoding="latin1", th
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description="Project Gutenberg 책들을 사전 훈련용 텍스트 파일로 정리해 합칩니다.")
+    parser = ArgumentParser(description="Project Gutenberg 책들을 사전 훈련용 텍스트 파일로 정리해 합칩니다.")
     parser.add_argument("--data-dir", default="gutenberg/data/raw", help="책 .txt 파일이 든 폴더 (하위 폴더까지 찾음)")
     parser.add_argument("--max-size-mb", type=float, default=500, help="합친 파일 하나의 최대 크기(MB, 기본: 500)")
     parser.add_argument("--output-dir", default="gutenberg_preprocessed", help="combined_N.txt 를 쓸 폴더")

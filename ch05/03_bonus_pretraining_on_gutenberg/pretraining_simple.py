@@ -13,7 +13,6 @@
     python pretraining_simple.py --data-dir gutenberg_preprocessed --debug   # 작은 모델로 빠르게(LLMFS_QUICK=1 과 같음)
 """
 
-import argparse
 import codecs
 import csv
 import os
@@ -29,7 +28,7 @@ from tqdm import tqdm
 from llm_from_scratch.ch02 import create_dataloader_v1
 from llm_from_scratch.ch04 import GPT_CONFIG_124M, GPTModel
 from llm_from_scratch.ch05 import calc_loss_batch, evaluate_model, generate, text_to_token_ids, token_ids_to_text
-from llm_from_scratch.utils import QUICK, get_device
+from llm_from_scratch.utils import QUICK, ArgumentParser, get_device
 
 DEBUG_CONFIG = {**GPT_CONFIG_124M, "context_length": 16, "emb_dim": 16, "n_heads": 2, "n_layers": 2}
 LOG_COLUMNS = ["step", "epoch", "file", "tokens_seen", "train_loss", "val_loss", "seconds"]
@@ -236,7 +235,7 @@ def train(args, files, config, device):
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description="Project Gutenberg 텍스트로 GPT 모델을 사전 훈련합니다.")
+    parser = ArgumentParser(description="Project Gutenberg 텍스트로 GPT 모델을 사전 훈련합니다.")
     parser.add_argument("--data-dir", default="gutenberg_preprocessed", help="combined_N.txt 파일들이 든 폴더")
     parser.add_argument("--output-dir", default="model_checkpoints", help="체크포인트와 train_log.csv 를 쓸 폴더")
     parser.add_argument("--n-epochs", type=int, default=1, help="에포크 수 (기본: 1)")

@@ -9,7 +9,6 @@ Ctrl-C 로 멈추면 그때까지 가장 좋은 설정을 출력한다.
     python hparam_search.py --max-configs 3 --debug   # 작은 모델로 세 설정만(몇 초)
 """
 
-import argparse
 import contextlib
 import csv
 import io
@@ -29,7 +28,7 @@ from llm_from_scratch.ch02 import create_dataloader_v1
 from llm_from_scratch.ch04 import GPT_CONFIG_124M, GPTModel
 from llm_from_scratch.ch05 import calc_loss_loader
 from llm_from_scratch.download import download_data_file
-from llm_from_scratch.utils import QUICK, get_device, set_seed
+from llm_from_scratch.utils import QUICK, ArgumentParser, get_device, set_seed
 
 # 참고 격자: 4·3·3·3·4·2·3·5 = 12,960개 설정
 HPARAM_GRID = {
@@ -182,7 +181,7 @@ def print_best(rows, results_path):
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description="The Verdict 로 GPT 하이퍼파라미터를 격자 탐색(또는 무작위 탐색)합니다.")
+    parser = ArgumentParser(description="The Verdict 로 GPT 하이퍼파라미터를 격자 탐색(또는 무작위 탐색)합니다.")
     parser.add_argument("--results", default="hparam_results.csv",
                         help="결과를 덧붙일 CSV 파일 (기본: hparam_results.csv). 이미 있으면 끝난 설정을 건너뜁니다")
     parser.add_argument("--max-configs", type=int, default=None, help="이번 실행에서 훈련할 설정 수의 상한 (기본: 제한 없음)")

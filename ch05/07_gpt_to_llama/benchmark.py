@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from llm_from_scratch.llama import LLAMA32_CONFIG_1B, Llama3Model, generate_cached, load_weights_into_llama
 from llm_from_scratch.machine import print_machine_summary
+from llm_from_scratch.utils import ArgumentParser
 
 WARMUP_TOKENS = 3
 
@@ -119,7 +120,7 @@ def _positive(value):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         description="줄인 Llama 3.2 모양 모델(무작위 가중치, CPU)로 KV 캐시 생성 속도를 transformers 와 비교합니다."
     )
     parser.add_argument("--emb-dim", type=_positive, default=512, help="임베딩 차원 (기본: %(default)s, 1B 는 2048)")

@@ -7,7 +7,6 @@
 는 한 방법으로 불러온 뒤 측정값을 JSON 한 줄로 출력한다. 노트북과 테스트는 ``measure_in_subprocess`` 로 이것을 부른다.
 """
 
-import argparse
 import json
 import os
 import subprocess
@@ -20,6 +19,7 @@ import psutil
 import torch
 
 from llm_from_scratch.ch04 import GPTModel
+from llm_from_scratch.utils import ArgumentParser
 
 __all__ = [
     "METHODS",
@@ -184,7 +184,7 @@ def measure_in_subprocess(method, config, weights, device="cpu", timeout=600):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description="한 가지 방법으로 GPTModel 가중치를 불러오며 최대 메모리를 잰다.")
+    parser = ArgumentParser(description="한 가지 방법으로 GPTModel 가중치를 불러오며 최대 메모리를 잰다.")
     parser.add_argument("--method", required=True, choices=list(METHODS), help="불러오는 방법")
     parser.add_argument("--weights", required=True, help="state_dict 파일(per_tensor_files 는 텐서별 파일 폴더)")
     parser.add_argument("--config", required=True, help="GPTModel 설정 JSON 파일")

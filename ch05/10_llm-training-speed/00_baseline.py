@@ -7,15 +7,14 @@
     python 00_baseline.py --quick    # 작은 모델로 몇 초 만에
 """
 
-import argparse
 
 from speed_utils import add_common_arguments, format_result, run_settings, train_baseline
 
-from llm_from_scratch.utils import QUICK, get_device
+from llm_from_scratch.utils import QUICK, ArgumentParser, get_device
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description="5장 훈련 루프의 기준선 훈련 속도(초당 토큰)를 잰다.")
+    parser = ArgumentParser(description="5장 훈련 루프의 기준선 훈련 속도(초당 토큰)를 잰다.")
     add_common_arguments(parser)
     return parser.parse_args(argv)
 

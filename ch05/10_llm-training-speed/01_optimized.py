@@ -8,7 +8,6 @@
     python 01_optimized.py --bf16 on --compile on
 """
 
-import argparse
 
 from speed_utils import (
     add_common_arguments,
@@ -19,11 +18,11 @@ from speed_utils import (
     train_optimized,
 )
 
-from llm_from_scratch.utils import QUICK, get_device
+from llm_from_scratch.utils import QUICK, ArgumentParser, get_device
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description="최적화 스위치를 켜고 끄며 훈련 속도(초당 토큰)를 잰다.")
+    parser = ArgumentParser(description="최적화 스위치를 켜고 끄며 훈련 속도(초당 토큰)를 잰다.")
     add_common_arguments(parser)
     add_optimization_arguments(parser)
     return parser.parse_args(argv)

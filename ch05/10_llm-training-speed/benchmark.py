@@ -14,7 +14,6 @@
     python benchmark.py --repeats 3 # 세 구성을 번갈아 세 번 재서 각자 가장 빠른 값을 쓴다
 """
 
-import argparse
 import gc
 import platform
 from importlib.metadata import version
@@ -36,7 +35,7 @@ from speed_utils import (
 )
 
 from llm_from_scratch.machine import print_machine_summary
-from llm_from_scratch.utils import QUICK, get_device, positive_int
+from llm_from_scratch.utils import QUICK, ArgumentParser, get_device, positive_int
 
 # 목표: 최적화한 경로가 transformers 이상, 기준선의 1.2배 이상
 TARGET_VS_TRANSFORMERS = 1.0
@@ -107,7 +106,7 @@ def cpu_name():
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description="기준선, 최적화, transformers 의 훈련 속도를 한 표로 비교한다.")
+    parser = ArgumentParser(description="기준선, 최적화, transformers 의 훈련 속도를 한 표로 비교한다.")
     add_common_arguments(parser)
     add_optimization_arguments(parser)
     parser.add_argument("--repeats", type=positive_int, default=1, help="세 구성을 번갈아 잴 횟수(각자 가장 빠른 값을 쓴다)")

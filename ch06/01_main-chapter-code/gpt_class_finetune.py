@@ -13,7 +13,6 @@ loss-plot.pdf, accuracy-plot.pdf 를 저장한다.
 모든 코드 경로를 돌린다. 이때의 정확도는 의미가 없다.
 """
 
-import argparse
 import math
 import time
 from pathlib import Path
@@ -33,6 +32,7 @@ from llm_from_scratch.ch06 import (
 )
 from llm_from_scratch.utils import (
     QUICK,
+    ArgumentParser,
     device_name,
     get_device,
     nonnegative_float,
@@ -51,7 +51,7 @@ QUICK_SETTINGS = {"num_epochs": 1, "max_steps": 4, "eval_freq": 2, "eval_iter": 
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description="GPT-2 를 SMS 스팸 분류기로 미세 튜닝한다(6장).")
+    parser = ArgumentParser(description="GPT-2 를 SMS 스팸 분류기로 미세 튜닝한다(6장).")
     parser.add_argument("--quick", action="store_true", help="합성 체크포인트와 몇 스텝만으로 빠르게 돈다(LLMFS_QUICK=1 과 같다)")
     parser.add_argument("--device", type=device_name, default=None, help="auto, cuda, mps, cpu 중 하나(기본: 자동 선택)")
     parser.add_argument(

@@ -28,7 +28,7 @@ from llm_from_scratch.ch06 import (
     load_pretrained_gpt2,
     prepare_spam_data,
 )
-from llm_from_scratch.utils import QUICK, get_device, set_seed
+from llm_from_scratch.utils import QUICK, ArgumentParser, get_device, set_seed
 
 PAD_TOKEN_ID = 50256
 # --model-size 이름 -> (OpenAI 체크포인트 크기, 설정). tiny 는 CPU 실험용 작은 구조다(사전 훈련 가중치 없음).
@@ -286,7 +286,7 @@ def train_classifier(
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(description="6장 분류 미세 튜닝의 추가 실험(층, 토큰 위치, 길이, LoRA, 마스크).")
+    parser = ArgumentParser(description="6장 분류 미세 튜닝의 추가 실험(층, 토큰 위치, 길이, LoRA, 마스크).")
     parser.add_argument("--model-size", default="gpt2-small (124M)", choices=tuple(MODEL_SIZES),
                         help="모델 크기(기본: gpt2-small (124M)). tiny 는 CPU 실험용 작은 구조(무작위 가중치만)")
     parser.add_argument("--weights", default="pretrained", choices=("pretrained", "random"),

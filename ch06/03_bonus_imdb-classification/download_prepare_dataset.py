@@ -8,7 +8,6 @@
   긍정 1, 부정 0)으로 저장한다. 6장의 ``random_split`` 을 그대로 쓴다.
 """
 
-import argparse
 import tarfile
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from tqdm import tqdm
 
 from llm_from_scratch.ch06 import random_split
 from llm_from_scratch.download import download_file
+from llm_from_scratch.utils import ArgumentParser
 
 IMDB_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
 IMDB_SIZE = 84_125_825  # 바이트
@@ -113,7 +113,7 @@ def synthetic_reviews(num_reviews=2_000, seed=123):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description="IMDb 리뷰 데이터를 받아 train/validation/test CSV로 나눈다.")
+    parser = ArgumentParser(description="IMDb 리뷰 데이터를 받아 train/validation/test CSV로 나눈다.")
     parser.add_argument("--output-dir", default=".", help="압축 파일, 푼 폴더, CSV를 둘 폴더(기본: 현재 폴더)")
     parser.add_argument("--seed", type=int, default=123, help="섞을 때 쓰는 시드(기본: 123)")
     args = parser.parse_args(argv)

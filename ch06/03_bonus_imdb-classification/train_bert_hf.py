@@ -10,7 +10,6 @@
 ``--trainable-layers`` 는 all(전부), last_block(마지막 인코더 블록+풀러+헤드), last_layer(헤드만)다.
 """
 
-import argparse
 import time
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from llm_from_scratch.utils import QUICK, get_device, set_seed
+from llm_from_scratch.utils import QUICK, ArgumentParser, get_device, set_seed
 
 # 짧은 이름 -> Hugging Face 허브 이름
 MODELS = {
@@ -107,7 +106,7 @@ def accuracy(model, loader, device, num_batches=None):
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description="IMDb 긍정/부정 분류: BERT 계열 모델 미세 튜닝(transformers).")
+    parser = ArgumentParser(description="IMDb 긍정/부정 분류: BERT 계열 모델 미세 튜닝(transformers).")
     parser.add_argument("--model", default="distilbert",
                         help=f"{', '.join(MODELS)} 중 하나나 로컬 모델 폴더(기본: distilbert)")
     parser.add_argument("--trainable-layers", default="all", choices=TRAINABLE_LAYERS,

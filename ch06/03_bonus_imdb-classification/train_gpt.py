@@ -8,7 +8,6 @@
 빠른 모드(--quick 또는 LLMFS_QUICK=1)는 작은 무작위 GPT로 몇 스텝만 돈다.
 """
 
-import argparse
 import time
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from llm_from_scratch.ch06 import (
     load_pretrained_gpt2,
     train_classifier_simple,
 )
-from llm_from_scratch.utils import QUICK, get_device, set_seed
+from llm_from_scratch.utils import QUICK, ArgumentParser, get_device, set_seed
 
 MODEL_SIZES = ("124M", "355M", "774M", "1558M")
 QUICK_CONFIG = {**GPT_CONFIG_124M, "context_length": 64, "emb_dim": 32, "n_heads": 2, "n_layers": 2, "drop_rate": 0.0}
@@ -31,7 +30,7 @@ QUICK_SETTINGS = {"num_epochs": 1, "max_steps": 3, "eval_freq": 1, "eval_iter": 
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description="IMDb 긍정/부정 분류: GPT-2 미세 튜닝(6장 코드 재사용).")
+    parser = ArgumentParser(description="IMDb 긍정/부정 분류: GPT-2 미세 튜닝(6장 코드 재사용).")
     parser.add_argument("--data-dir", default=".", help="train/validation/test.csv 가 있는 폴더(기본: 현재 폴더)")
     parser.add_argument("--model-size", default="124M", choices=MODEL_SIZES, help="GPT-2 크기(기본: 124M)")
     parser.add_argument("--models-dir", default="gpt2", help="GPT-2 가중치 폴더(기본: gpt2)")

@@ -3,7 +3,6 @@
 먼저 ``python download_prepare_dataset.py`` 로 CSV를 만든 뒤 ``python train_sklearn_logreg.py``.
 """
 
-import argparse
 from pathlib import Path
 
 import pandas as pd
@@ -11,6 +10,8 @@ from sklearn.dummy import DummyClassifier
 from sklearn.feature_extraction.text import CountVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score
+
+from llm_from_scratch.utils import ArgumentParser
 
 SPLITS = ("train", "validation", "test")
 
@@ -47,7 +48,7 @@ def train_and_evaluate(splits):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description="IMDb 기준선: CountVectorizer + 로지스틱 회귀, 더미 분류기.")
+    parser = ArgumentParser(description="IMDb 기준선: CountVectorizer + 로지스틱 회귀, 더미 분류기.")
     parser.add_argument("--data-dir", default=".", help="train/validation/test.csv 가 있는 폴더(기본: 현재 폴더)")
     args = parser.parse_args(argv)
     results = train_and_evaluate(load_splits(args.data_dir))

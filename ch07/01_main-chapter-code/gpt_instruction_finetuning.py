@@ -37,6 +37,7 @@ from llm_from_scratch.ch07 import (
 )
 from llm_from_scratch.utils import (
     QUICK,
+    ArgumentParser,
     device_name,
     get_device,
     nonnegative_float,
@@ -65,7 +66,7 @@ EVAL_ITER = 5  # 손실을 추정할 때 쓰는 배치 수
 
 def build_parser(description=None):
     """미세 튜닝 스크립트들이 함께 쓰는 명령줄 옵션(설명을 주지 않으면 이 스크립트의 설명을 쓴다)."""
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         description=description or __doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--model-size", default="355M", choices=GPT2_SIZES, help="GPT-2 크기 (기본: 355M, 책)")

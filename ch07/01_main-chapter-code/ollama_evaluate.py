@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from llm_from_scratch.ch07 import DEFAULT_OLLAMA_URL, check_if_running, generate_model_scores
-from llm_from_scratch.utils import QUICK, existing_file, positive_float
+from llm_from_scratch.utils import QUICK, ArgumentParser, existing_file, positive_float
 
 QUICK_NUM_ENTRIES = 3  # 빠른 모드에서 채점할 항목 수
 DEFAULT_TIMEOUT = 600.0  # 요청 하나를 기다리는 최대 시간(초): CPU 에서 도는 llama3 는 한 답에 몇 분 걸리기도 한다
@@ -81,7 +81,7 @@ def score_responses(test_data, json_key, model, url, timeout, show_progress=True
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         "--file",
         type=existing_file,

@@ -8,7 +8,6 @@
     python find_near_duplicates.py --json-file my-data.json --threshold 0.85 --remove-duplicates
 """
 
-import argparse
 import json
 import re
 import sys
@@ -16,6 +15,8 @@ from pathlib import Path
 
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.metrics.pairwise import cosine_similarity
+
+from llm_from_scratch.utils import ArgumentParser
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "instruction-examples.json"
 
@@ -82,7 +83,7 @@ def format_report(data, pairs_by_key):
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description="지시 데이터셋(JSON)에서 거의 같은 항목 쌍을 키마다 찾습니다.")
+    parser = ArgumentParser(description="지시 데이터셋(JSON)에서 거의 같은 항목 쌍을 키마다 찾습니다.")
     parser.add_argument("--json-file", type=Path, default=DEFAULT_JSON,
                         help="읽을 JSON 파일(기본: 이 폴더의 instruction-examples.json)")
     parser.add_argument("--threshold", type=float, default=0.9,
