@@ -52,7 +52,8 @@ QUICK_SETTINGS = {"num_epochs": 1, "max_steps": 4, "eval_freq": 2, "eval_iter": 
 
 def parse_args(argv=None):
     parser = ArgumentParser(description="GPT-2 를 SMS 스팸 분류기로 미세 튜닝한다(6장).")
-    parser.add_argument("--quick", action="store_true", help="합성 체크포인트와 몇 스텝만으로 빠르게 돈다(LLMFS_QUICK=1 과 같다)")
+    parser.add_argument("--quick", "--test-mode", action="store_true",
+                        help="합성 체크포인트와 몇 스텝만으로 빠르게 돈다(LLMFS_QUICK=1, 원서의 --test_mode 와 같다)")
     parser.add_argument("--device", type=device_name, default=None, help="auto, cuda, mps, cpu 중 하나(기본: 자동 선택)")
     parser.add_argument(
         "--output-dir", type=writable_dir, default=".", help="데이터·모델·그래프를 저장할 폴더(기본: 현재 폴더)"

@@ -85,9 +85,10 @@ def build_parser(description=None):
     )
     parser.add_argument(
         "--quick",
+        "--test-mode",
         action="store_true",
         default=QUICK,
-        help="작은 무작위 체크포인트와 몇십 개 예제로 모든 단계를 빠르게 실행한다 (LLMFS_QUICK=1 과 같음)",
+        help="작은 무작위 체크포인트와 몇십 개 예제로 모든 단계를 빠르게 실행한다 (LLMFS_QUICK=1, 원서의 --test_mode 와 같음)",
     )
     parser.add_argument(
         "--overwrite",

@@ -84,6 +84,7 @@ def main(argv=None):
     parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         "--file",
+        "--file-path",
         type=existing_file,
         default="instruction-data-with-response.json",
         help="model_response 가 든 json 파일 (기본: instruction-data-with-response.json)",
