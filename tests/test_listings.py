@@ -100,6 +100,11 @@ LISTINGS = [
         "llm_from_scratch.llama.llama_tokenizer",
         ["_existing_file", "Llama3Tokenizer", "ChatFormat"],
     ),
+    (
+        "ch02/05_bpe-from-scratch/bpe-from-scratch.ipynb",
+        "llm_from_scratch.bpe.bpe",  # 밑줄로 시작하는 도우미까지 비교하려고 모듈 파일을 직접 본다
+        ["bytes_to_unicode", "_check_special_tokens", "BPETokenizerSimple"],
+    ),
 ]
 
 _MAGIC = re.compile(r"^\s*[!%].*$", re.MULTILINE)  # IPython 매직(!git, %pip)은 파이썬 문법이 아니다
