@@ -137,7 +137,7 @@ def main(argv=None) -> int:
     if failed:
         print(
             f"\n{len(failed)}개 항목이 요구 사항을 만족하지 않습니다: {', '.join(failed)}\n"
-            "저장소 폴더에서 `pip install -r requirements.txt` 를 다시 실행하세요(안내: setup/python-setup.md)."
+            "저장소 폴더에서 `pip install -r requirements.txt` 를 다시 실행하세요(안내: setup/02_installing-python-libraries/README.md)."
         )
         return 1
     print("\n모든 항목이 요구 사항을 만족합니다.")

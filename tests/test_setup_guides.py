@@ -1,5 +1,6 @@
 """설치 안내 폴더 세 곳: 파이썬·가상 환경, 패키지 설치, 도커 개발 컨테이너."""
 
+import importlib.util
 import json
 import os
 import re
@@ -130,4 +131,39 @@ def test_uv_resolves_the_projects_pyproject_against_the_registry(tmp_path):
     pinned = {line.split("==")[0].lower() for line in resolved.splitlines() if "==" in line}
     for name in ["torch", "tiktoken", "numpy", "scikit-learn", "chainlit", "pytest", "transformers"]:
         assert name in pinned, f"uv 가 푼 목록에 {name} 이 없습니다"
+
+
+# ---------------------------------------------------------------------------
+# 환경 점검(setup/python_environment_check.py): 안내 경로와 점검하는 패키지 목록
+# ---------------------------------------------------------------------------
+
+
+def _environment_check():
+    spec = importlib.util.spec_from_file_location("setup_environment_check", SETUP / "python_environment_check.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_environment_check_failure_points_at_a_guide_that_exists(tmp_path, capsys):
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("no-such-package-llmfs>=1.0\n", encoding="utf-8")
+    assert _environment_check().main([str(requirements)]) == 1
+    out = capsys.readouterr().out
+    guides = re.findall(r"setup/[\w./-]+\.md", out)
+    assert guides, f"실패 메시지가 설치 안내를 가리키지 않습니다: {out[-300:]}"
+    for guide in guides:
+        assert (REPO_ROOT / guide).is_file(), f"실패 메시지가 없는 파일 {guide} 을 가리킵니다"
+
+
+def test_environment_check_checks_every_package_line_of_requirements_txt():
+    # requirements.txt 를 따로 읽어 센 패키지 이름과, 점검이 실제로 본 이름이 같아야 한다(목록이 어긋나지 않게)
+    expected = []
+    for raw in (REPO_ROOT / "requirements.txt").read_text(encoding="utf-8").splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if line and not line.startswith("-"):
+            expected.append(re.match(r"[A-Za-z0-9._-]+", line).group(0).lower())
+    checked = [result.name.lower() for result in _environment_check().check_requirements()]
+    assert checked == expected
+    assert len(checked) >= 23, f"requirements.txt 에서 {len(checked)}개만 읽었습니다"
 
