@@ -105,6 +105,15 @@ LISTINGS = [
         "llm_from_scratch.bpe.bpe",  # 밑줄로 시작하는 도우미까지 비교하려고 모듈 파일을 직접 본다
         ["bytes_to_unicode", "_check_special_tokens", "BPETokenizerSimple"],
     ),
+    (
+        "ch07/04_preference-tuning-with-dpo/dpo-from-scratch.ipynb",
+        "llm_from_scratch.dpo.dpo",
+        [
+            "PreferenceDataset", "preference_collate_fn", "create_preference_loaders", "compute_logprobs",
+            "compute_dpo_loss", "compute_dpo_loss_batch", "compute_dpo_loss_loader", "evaluate_dpo_loss_loader",
+            "_print_sample", "train_model_dpo", "plot_dpo_metrics",
+        ],
+    ),
 ]
 
 _MAGIC = re.compile(r"^\s*[!%].*$", re.MULTILINE)  # IPython 매직(!git, %pip)은 파이썬 문법이 아니다

@@ -364,9 +364,11 @@ def plot_dpo_metrics(tracking, save_path=None):
     """DPO 훈련 기록으로 손실(왼쪽)과 보상 차이(오른쪽)를 스텝 축에 그린다."""
     fig, (ax_loss, ax_margin) = plt.subplots(1, 2, figsize=(9, 3))
     steps = tracking["steps"]
-    for ax, key, label in ((ax_loss, "losses", "DPO loss"), (ax_margin, "reward_margins", "Reward margin")):
-        ax.plot(steps, tracking[f"train_{key}"], label=f"Training {label.lower()}")
-        ax.plot(steps, tracking[f"val_{key}"], linestyle="-.", label=f"Validation {label.lower()}")
+    # (축, 기록 키, 축 이름, 범례에 쓰는 이름): 범례는 "Training DPO loss"처럼 약어의 대문자를 그대로 둔다
+    panels = ((ax_loss, "losses", "DPO loss", "DPO loss"), (ax_margin, "reward_margins", "Reward margin", "reward margin"))
+    for ax, key, label, legend in panels:
+        ax.plot(steps, tracking[f"train_{key}"], label=f"Training {legend}")
+        ax.plot(steps, tracking[f"val_{key}"], linestyle="-.", label=f"Validation {legend}")
         ax.set_xlabel("Steps")
         ax.set_ylabel(label)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
