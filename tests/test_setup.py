@@ -111,7 +111,9 @@ def test_script_passes_for_repo_requirements_from_any_folder(tmp_path):
     result = _run_script(cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "[FAIL]" not in result.stdout
-    assert f"[OK] torch (설치됨 {metadata.version('torch')}, 필요 >=2.3)" in result.stdout
+    torch_floor = next(line.split(">=")[1].strip() for line in (REPO_ROOT / "requirements.txt").read_text().splitlines()
+                       if line.startswith("torch>="))
+    assert f"[OK] torch (설치됨 {metadata.version('torch')}, 필요 >={torch_floor})" in result.stdout
     assert result.stdout.splitlines()[0].startswith("[OK] python (설치됨 ")
 
 
