@@ -134,11 +134,35 @@ def test_copy_weights_rejects_mismatched_shapes_and_bias_settings():
         mv.copy_weights_from_mha(mv.MHAEinsum(8, 8, 4, 0.0, 2), source)
 
 
+class _StepClock:
+    """``time.perf_counter`` 대신 쓰는 시계: 잰 구간마다 정해 둔 길이만큼 시각이 간다."""
+
+    def __init__(self, durations):
+        self.now, self.durations, self.calls = 0.0, iter(durations), 0
+
+    def perf_counter(self):
+        self.calls += 1
+        if self.calls % 2 == 0:  # 구간이 끝날 때 그 구간의 길이만큼 시각을 민다
+            self.now += next(self.durations)
+        return self.now
+
+
 @pytest.mark.parametrize("backward", [False, True], ids=["forward", "forward_backward"])
-def test_benchmark_returns_positive_milliseconds(variants, x, backward):
-    assert mv.benchmark_ms(variants["Einsum"], x, backward=backward, repeats=2, warmup=0) > 0
+def test_benchmark_reports_the_median_in_ms_and_really_runs_the_step(variants, x, backward, monkeypatch):
+    module = variants["Einsum"]
+    calls = []
+    handle = module.register_forward_hook(lambda *_: calls.append(torch.is_grad_enabled()))
+    clock = _StepClock([0.004, 0.001, 0.002])
+    monkeypatch.setattr(mv, "time", clock)
+    try:
+        assert mv.benchmark_ms(module, x, backward=backward, repeats=3, warmup=2) == pytest.approx(2.0)
+    finally:
+        handle.remove()
+    assert calls == [backward] * 5  # 준비 2번 + 잰 3번, 역전파를 잴 때만 그레이디언트를 추적한다
+    if backward:
+        assert all(p.grad is not None for p in module.parameters())
     with pytest.raises(ValueError, match="repeats"):
-        mv.benchmark_ms(variants["Einsum"], x, repeats=0)
+        mv.benchmark_ms(module, x, repeats=0)
 
 
 def test_flex_attention_is_left_out_with_dropout_and_refuses_it():

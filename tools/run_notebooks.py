@@ -76,7 +76,7 @@ def wait_until_quiet(cores: int) -> float:
     deadline = time.monotonic() + QUIET_WAIT_SECONDS
     load = load_average() or 0.0
     while load > line and time.monotonic() < deadline:
-        print(f"  속도를 재는 노트북입니다. 부하 {load:.2f}가 {line:.2f} 아래로 내려가기를 기다립니다...", flush=True)
+        print(f"  속도를 재는 노트북입니다. 1분 부하 평균({load:.2f})이 {line:.2f} 아래로 내려가기를 기다립니다...", flush=True)
         time.sleep(15)
         load = load_average() or 0.0
     return load

@@ -69,7 +69,8 @@ def build_models(cfg, seed):
     hf_model = LlamaForCausalLM(hf_config).eval()
     hf_model.generation_config.eos_token_id = None  # 끝 토큰이 나와도 멈추지 않고 정확히 N개를 만든다
     hf_model.generation_config.pad_token_id = 0
-    model = load_weights_into_llama(Llama3Model(cfg).eval(), cfg, hf_model.state_dict())
+    # transformers 모델의 설정(config.json 과 같은 딕셔너리)을 함께 주어 헤드 배치가 맞는지 확인한다
+    model = load_weights_into_llama(Llama3Model(cfg).eval(), cfg, hf_model.state_dict(), checkpoint_config=hf_config.to_dict())
     return hf_model, model
 
 
