@@ -1,18 +1,51 @@
-"""테스트가 함께 쓰는 도우미: 가짜 Ollama 서버, GPT-2 가 transformers 와 같은지 보는 검사.
+"""테스트가 함께 쓰는 도우미: 폴더 지문, 한글 확인, 파일에서 모듈 읽기, 가짜 Ollama 서버, GPT-2 가 transformers 와 같은지 보는 검사.
 
 ``tests/conftest.py`` 가 이 폴더를 ``sys.path`` 에 넣으므로 테스트 파일에서 ``from support import ...`` 로 쓴다
 (pytest 는 ``--import-mode=importlib`` 로 돌아 테스트 폴더를 스스로 경로에 넣지 않는다).
 """
 
+import hashlib
+import importlib.util
 import json
 import re
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import torch
 
 from llm_from_scratch.ch05 import generate
+
+# ---------------------------------------------------------------------------
+# 파일과 글자
+# ---------------------------------------------------------------------------
+HANGUL = range(0xAC00, 0xD7A4)
+
+
+def tree(folder: Path) -> dict:
+    """폴더 안 모든 파일의 상대 경로 -> sha256. 전후 비교로 '바이트 단위로 그대로'를 확인한다."""
+    return {
+        str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
+def korean(text: str) -> bool:
+    """한글 음절이 하나라도 있는지(오류 메시지가 한국어인지 볼 때 쓴다)."""
+    return any(ord(ch) in HANGUL for ch in text)
+
+
+def load_module(path, name):
+    """패키지가 아닌 폴더의 스크립트를 모듈로 읽는다(``sys.modules`` 에 ``name`` 으로 등록)."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
 
 # ---------------------------------------------------------------------------
 # 가짜 Ollama 서버(127.0.0.1)

@@ -6,7 +6,6 @@
 
 import base64
 import csv
-import hashlib
 import importlib
 import importlib.util
 import json
@@ -18,12 +17,12 @@ from pathlib import Path
 import pytest
 import tiktoken
 import torch
+from support import korean, tree
 
 from llm_from_scratch.ch04 import GPTModel
 
 ROOT = Path(__file__).resolve().parents[1]
 GUTENBERG = ROOT / "ch05" / "03_bonus_pretraining_on_gutenberg"
-HANGUL = range(0xAC00, 0xD7A4)
 TINY_GPT = {
     "vocab_size": 50257, "context_length": 16, "emb_dim": 16, "n_heads": 2, "n_layers": 1, "drop_rate": 0.0,
     "qkv_bias": False,
@@ -35,17 +34,6 @@ TINY_LLAMA = {
 SENTENCES = "The old house stood at the end of the lane. Every effort moves you a little closer. " * 12
 
 
-def tree(folder: Path) -> dict:
-    """폴더 안 모든 파일의 상대 경로 -> sha256."""
-    return {
-        str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
-        for path in sorted(folder.rglob("*"))
-        if path.is_file()
-    }
-
-
-def korean(text: str) -> bool:
-    return any(ord(ch) in HANGUL for ch in text)
 
 
 def file_module(path: Path, name: str):

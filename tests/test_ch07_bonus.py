@@ -1,12 +1,10 @@
 """7장 보너스: 중복 찾기, LLM 심판(Ollama·OpenAI 가짜 서버), 심판 상관관계, 데이터 생성, 선호 데이터 만들기."""
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
-from support import judge_reply
+from support import judge_reply, load_module
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CH07 = REPO_ROOT / "ch07"
@@ -15,17 +13,9 @@ EVAL_DIR = CH07 / "03_model-evaluation"
 GEN_DIR = CH07 / "05_dataset-generation"
 
 
-def _load(path, name):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-dedup = _load(UTILS_DIR / "find_near_duplicates.py", "find_near_duplicates")
-services = _load(EVAL_DIR / "llm_services.py", "llm_services")
-generation = _load(GEN_DIR / "dataset_generation.py", "dataset_generation")
+dedup = load_module(UTILS_DIR / "find_near_duplicates.py", "find_near_duplicates")
+services = load_module(EVAL_DIR / "llm_services.py", "llm_services")
+generation = load_module(GEN_DIR / "dataset_generation.py", "dataset_generation")
 
 
 def _json(path):

@@ -16,18 +16,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from support import load_module
 
 from llm_from_scratch.utils import UNDERSCORE_NOTE, ArgumentParser
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-def _load(path, name):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def _hyphenated(argv):
@@ -98,7 +91,7 @@ def test_epilog_given_by_a_script_is_kept():
 
 
 def test_additional_experiments_reads_reference_command_line():
-    module = _load(
+    module = load_module(
         REPO_ROOT / "ch06" / "02_bonus_additional-experiments" / "additional_experiments.py", "ref_additional_experiments"
     )
     reference = [
@@ -134,7 +127,7 @@ def test_spam_finetuning_takes_reference_test_mode(tmp_path):
 
 def test_gutenberg_scripts_read_reference_command_lines(tmp_path):
     folder = REPO_ROOT / "ch05" / "03_bonus_pretraining_on_gutenberg"
-    prepare = _load(folder / "prepare_dataset.py", "ref_prepare_dataset")
+    prepare = load_module(folder / "prepare_dataset.py", "ref_prepare_dataset")
     raw, out = tmp_path / "raw", tmp_path / "preprocessed"
     raw.mkdir()
     reference = ["--data_dir", str(raw), "--max_size_mb", "12", "--output_dir", str(out)]
@@ -142,7 +135,7 @@ def test_gutenberg_scripts_read_reference_command_lines(tmp_path):
     assert vars(theirs) == vars(prepare.parse_args(_hyphenated(reference)))
     assert (theirs.data_dir, theirs.max_size_mb, theirs.output_dir) == (str(raw), 12.0, str(out))
 
-    pretrain = _load(folder / "pretraining_simple.py", "ref_pretraining_simple")
+    pretrain = load_module(folder / "pretraining_simple.py", "ref_pretraining_simple")
     reference = ["--data_dir", str(raw), "--output_dir", str(tmp_path / "ckpt"), "--n_epochs", "2",
                  "--batch_size", "3", "--print_sample_iter", "7", "--eval_freq", "5", "--save_ckpt_freq", "11"]
     theirs = pretrain.parse_args(reference)
@@ -153,7 +146,7 @@ def test_gutenberg_scripts_read_reference_command_lines(tmp_path):
 def test_training_speed_baseline_reads_reference_spellings(tmp_path, monkeypatch):
     folder = REPO_ROOT / "ch05" / "10_llm-training-speed"
     monkeypatch.syspath_prepend(str(folder))
-    baseline = _load(folder / "00_baseline.py", "ref_00_baseline")
+    baseline = load_module(folder / "00_baseline.py", "ref_00_baseline")
     reference = ["--batch_size", "4", "--context_length", "64", "--warmup_steps", "0", "--data_dir", str(tmp_path)]
     theirs = baseline.parse_args(reference)
     assert vars(theirs) == vars(baseline.parse_args(_hyphenated(reference)))
@@ -181,7 +174,7 @@ DEDUP_DIR = REPO_ROOT / "ch07" / "02_dataset-utilities"
 def test_find_near_duplicates_hyphen_name_runs_the_same_code(tmp_path, capsys):
     data_file = tmp_path / "instruction-examples.json"
     shutil.copy(DEDUP_DIR / "instruction-examples.json", data_file)
-    dedup = _load(DEDUP_DIR / "find_near_duplicates.py", "ref_find_near_duplicates")
+    dedup = load_module(DEDUP_DIR / "find_near_duplicates.py", "ref_find_near_duplicates")
     dedup.main(["--json-file", str(data_file), "--threshold", "0.9"])
     expected_report = capsys.readouterr().out
 

@@ -5,7 +5,6 @@
 파일이 관련된 경우에는 폴더 전체의 해시가 전후로 같은지 확인한다. 내려받기 도구 자체의 규칙은 test_download.py 가 본다.
 """
 
-import hashlib
 import importlib
 import importlib.util
 import json
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from support import FakeOllama
+from support import FakeOllama, korean, tree
 
 from llm_from_scratch.ch04 import GPTModel
 from llm_from_scratch.ch05 import (
@@ -31,23 +30,11 @@ from llm_from_scratch.download import DownloadError
 from llm_from_scratch.utils import get_device
 
 ROOT = Path(__file__).resolve().parents[1]
-HANGUL = range(0xAC00, 0xD7A4)
 
 # 작은 시험용 GPT-2(safetensors 경로는 TensorFlow 가 필요 없어 빠르다)
 TINY_HPARAMS = {"n_vocab": 50257, "n_ctx": 32, "n_embd": 16, "n_head": 4, "n_layer": 2}
 
 
-def tree(folder: Path) -> dict:
-    """폴더 안 모든 파일의 상대 경로 -> sha256. 전후 비교로 '바이트 단위로 그대로'를 확인한다."""
-    return {
-        str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
-        for path in sorted(folder.rglob("*"))
-        if path.is_file()
-    }
-
-
-def korean(text: str) -> bool:
-    return any(ord(ch) in HANGUL for ch in text)
 
 
 def rejected(capsys, main, argv, *needles):
