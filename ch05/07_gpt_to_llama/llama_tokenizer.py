@@ -1,9 +1,10 @@
 """Llama 토크나이저: Llama 2 는 SentencePiece, Llama 3 은 tiktoken 기반 BPE 와 특수 토큰, 그리고 채팅 형식."""
 
+import base64
+import binascii
 from pathlib import Path
 
 import tiktoken
-from tiktoken.load import load_tiktoken_bpe as _tiktoken_load_bpe
 
 __all__ = [
     "LLAMA3_PATTERN",
@@ -24,13 +25,18 @@ def _existing_file(path, what):
 
 
 def load_tiktoken_bpe(path):
-    """tiktoken 의 ``load_tiktoken_bpe`` 처럼 ``토큰(base64) 순위`` 줄들을 읽되, 망가진 파일은 한국어로 알린다.
+    """``토큰(base64) 순위`` 줄들을 읽어 ``{토큰 바이트: 순위}`` 를 돌려준다(tiktoken 의 ``load_tiktoken_bpe`` 와 같은 형식).
 
+    파일은 직접 읽는다(tiktoken 0.11 까지는 로컬 파일을 읽으려면 blobfile 패키지가 더 있어야 했다).
     잘린 파일(마지막 줄이 반쪽)이나 다른 파일(HTML 오류 페이지, SentencePiece 모델 등)은 어느 파일인지 밝힌 ValueError.
     """
     try:
-        ranks = _tiktoken_load_bpe(str(path))
-    except Exception as error:  # noqa: BLE001 (base64·정수 변환 오류의 종류가 여러 가지다)
+        ranks = {}
+        for line in Path(path).read_bytes().splitlines():
+            if line:
+                token, rank = line.split()
+                ranks[base64.b64decode(token, validate=True)] = int(rank)
+    except (ValueError, binascii.Error, OSError) as error:  # 칸 수, base64, 정수 변환, 읽기 오류
         raise ValueError(
             f"{Path(path).resolve()} 은(는) Llama 3 토크나이저 파일(한 줄에 base64 토큰과 순위)로 읽히지 않습니다"
             f"({type(error).__name__}). 잘렸거나 다른 파일일 수 있습니다. 지우지 않았습니다. 다른 곳으로 옮긴 뒤 "
