@@ -22,14 +22,23 @@ def _runner():
 
 
 RUNNER = _runner()
-NOTEBOOKS = sorted(
-    REPO_ROOT / name
-    for name in subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "*.ipynb"],
-        cwd=REPO_ROOT, capture_output=True, text=True, check=True,
-    ).stdout.splitlines()
-    if name and ".ipynb_checkpoints" not in name
-)
+def _notebooks():
+    """저장소의 노트북(git 이 추적하거나 무시하지 않는 것). git 저장소가 아니면(CI 가 파일만 옮긴 폴더) 폴더를 훑는다."""
+    try:
+        names = subprocess.run(
+            ["git", "ls-files", "--cached", "--others", "--exclude-standard", "*.ipynb"],
+            cwd=REPO_ROOT, capture_output=True, text=True, check=True,
+        ).stdout.splitlines()
+        paths = [REPO_ROOT / name for name in names if name]
+    except (OSError, subprocess.CalledProcessError):
+        skip = {".ipynb_checkpoints", "outputs", "build", "dist", "node_modules"}
+        paths = [p for p in REPO_ROOT.rglob("*.ipynb") if not (set(p.relative_to(REPO_ROOT).parts) & skip)]
+    notebooks = sorted(p for p in paths if p.is_file() and ".ipynb_checkpoints" not in p.parts)
+    assert notebooks, "노트북을 하나도 찾지 못했습니다"
+    return notebooks
+
+
+NOTEBOOKS = _notebooks()
 
 
 def stamp_problems(notebook: dict) -> list[str]:

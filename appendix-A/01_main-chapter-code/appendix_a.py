@@ -203,5 +203,8 @@ def ddp_train(rank, world_size, num_epochs=3, device_type="cuda"):
         test_acc = compute_accuracy(model, test_loader, device=device)
         _print_line(f"{label} 훈련 정확도 {train_acc}")
         _print_line(f"{label} 테스트 정확도 {test_acc}")
+        # 모든 프로세스가 끝난 뒤 함께 그룹을 닫는다. 먼저 끝난 프로세스가 그룹을 닫으면 아직 연결을 쓰는
+        # 다른 프로세스가 종료하면서 중단(SIGABRT)될 수 있다.
+        dist.barrier()
     finally:
         dist.destroy_process_group()
