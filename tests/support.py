@@ -8,6 +8,7 @@ import hashlib
 import importlib.util
 import json
 import re
+import subprocess
 import sys
 import threading
 import time
@@ -36,6 +37,23 @@ def tree(folder: Path) -> dict:
 def korean(text: str) -> bool:
     """한글 음절이 하나라도 있는지(오류 메시지가 한국어인지 볼 때 쓴다)."""
     return any(ord(ch) in HANGUL for ch in text)
+
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def project_files(pattern: str) -> list[Path]:
+    """저장소의 파일(git 이 추적하거나 무시하지 않는 새 파일). git 저장소가 아니면(CI 가 파일만 옮긴 폴더) 폴더를 훑는다."""
+    try:
+        out = subprocess.run(
+            ["git", "ls-files", "--cached", "--others", "--exclude-standard", pattern],
+            cwd=REPO_ROOT, capture_output=True, text=True, check=True,
+        ).stdout.split("\n")
+        files = [REPO_ROOT / name for name in out if name]
+    except (OSError, subprocess.CalledProcessError):
+        files = [p for p in REPO_ROOT.rglob(pattern) if ".git" not in p.parts]
+    skip = {".ipynb_checkpoints", "build", "dist", "outputs", "node_modules"}
+    return sorted(p for p in files if p.is_file() and not (set(p.relative_to(REPO_ROOT).parts) & skip))
 
 
 def load_module(path, name):

@@ -4,41 +4,18 @@
 다시 실행해도 실행 번호가 끊기므로 실패한다.
 """
 
-import importlib.util
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
+from support import load_module, project_files
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-def _runner():
-    spec = importlib.util.spec_from_file_location("run_notebooks", REPO_ROOT / "tools" / "run_notebooks.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-RUNNER = _runner()
-def _notebooks():
-    """저장소의 노트북(git 이 추적하거나 무시하지 않는 것). git 저장소가 아니면(CI 가 파일만 옮긴 폴더) 폴더를 훑는다."""
-    try:
-        names = subprocess.run(
-            ["git", "ls-files", "--cached", "--others", "--exclude-standard", "*.ipynb"],
-            cwd=REPO_ROOT, capture_output=True, text=True, check=True,
-        ).stdout.splitlines()
-        paths = [REPO_ROOT / name for name in names if name]
-    except (OSError, subprocess.CalledProcessError):
-        skip = {".ipynb_checkpoints", "outputs", "build", "dist", "node_modules"}
-        paths = [p for p in REPO_ROOT.rglob("*.ipynb") if not (set(p.relative_to(REPO_ROOT).parts) & skip)]
-    notebooks = sorted(p for p in paths if p.is_file() and ".ipynb_checkpoints" not in p.parts)
-    assert notebooks, "노트북을 하나도 찾지 못했습니다"
-    return notebooks
-
-
-NOTEBOOKS = _notebooks()
+RUNNER = load_module(REPO_ROOT / "tools" / "run_notebooks.py", "run_notebooks")
+NOTEBOOKS = project_files("*.ipynb")
+assert NOTEBOOKS, "노트북을 하나도 찾지 못했습니다"
 
 
 def stamp_problems(notebook: dict) -> list[str]:

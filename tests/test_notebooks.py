@@ -3,10 +3,10 @@
 import importlib.util
 import json
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
+from support import project_files
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -18,22 +18,8 @@ def _load_colab_tool():
     return module
 
 
-def _project_files(pattern: str) -> list[Path]:
-    """저장소의 파일(추적 중이거나 무시 목록에 없는 새 파일). git 이 없으면 폴더를 훑는다."""
-    try:
-        out = subprocess.run(
-            ["git", "ls-files", "--cached", "--others", "--exclude-standard", pattern],
-            cwd=REPO_ROOT, capture_output=True, text=True, check=True,
-        ).stdout.split("\n")
-        files = [REPO_ROOT / name for name in out if name]
-    except (OSError, subprocess.CalledProcessError):
-        files = [p for p in REPO_ROOT.rglob(pattern) if ".git" not in p.parts]
-    skip = {".ipynb_checkpoints", "build", "dist", "outputs", "node_modules"}
-    return sorted(p for p in files if p.is_file() and not (set(p.relative_to(REPO_ROOT).parts) & skip))
-
-
-NOTEBOOKS = _project_files("*.ipynb")
-MARKDOWN_FILES = _project_files("*.md")
+NOTEBOOKS = project_files("*.ipynb")
+MARKDOWN_FILES = project_files("*.md")
 
 
 def _ids(paths):
