@@ -2,6 +2,7 @@
 
 import csv
 import importlib.util
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -94,3 +95,71 @@ def test_resumed_run_continues_step_count_and_loss_exactly(corpus, tmp_path, cap
     resumed = _log(resumed_dir / "train_log.csv")
     assert [row[0] for row in resumed] == [str(step) for step in range(1, len(straight) + 1)]
     assert resumed == straight  # 같은 스텝 번호, 같은 손실(소수 6자리까지)
+
+
+def _log_columns(path, *names):
+    with open(path, newline="", encoding="utf-8") as f:
+        return [tuple(float(row[name]) for name in names) for row in csv.DictReader(f)]
+
+
+def test_warmup_then_cosine_decay_and_clipping_follow_the_options(corpus, tmp_path):
+    prepare, pretrain = _load("prepare_dataset"), _load("pretraining_simple")
+    data = tmp_path / "prepared"
+    prepare.main(["--data-dir", str(corpus), "--output-dir", str(data), "--max-size-mb", "0.003"])
+    common = ["--data-dir", str(data), "--debug", "--device", "cpu", "--eval-freq", "1", "--print-sample-iter", "99",
+              "--batch-size", "4"]
+    # 밑줄 표기(원서 저장소 식)도 같은 옵션이다
+    pretrain.main([*common, "--output-dir", str(tmp_path / "sched"), "--lr", "1e-3", "--warmup_steps", "3",
+                   "--initial_lr", "1e-5", "--min_lr", "1e-4", "--grad_clip", "0.05"])
+    rows = _log_columns(tmp_path / "sched" / "train_log.csv", "step", "lr", "grad_norm")
+    lrs = [lr for _, lr, _ in rows]
+    total = len(rows)
+    assert [int(step) for step, _, _ in rows] == list(range(1, total + 1)) and total > 8
+    # 워밍업: 스텝 0, 1, 2 는 1e-5 에서 같은 간격으로 오르고, 스텝 3 에서 최대 학습률
+    assert lrs[:4] == pytest.approx([1e-5, 1e-5 + 3.3e-4, 1e-5 + 6.6e-4, 1e-3], rel=1e-6)
+    # 코사인 감쇠: 줄곧 내려가, 전체 스텝 수를 맞게 셌다면 마지막 스텝에서 정확히 min_lr
+    assert all(a > b for a, b in pairwise(lrs[3:]))
+    assert lrs[-1] == pytest.approx(1e-4, rel=1e-6)
+    middle = 3 + (total - 4) / 2
+    if middle.is_integer():  # 감쇠 구간의 한가운데는 최대와 최소의 평균
+        assert lrs[int(middle)] == pytest.approx((1e-3 + 1e-4) / 2, rel=1e-6)
+    else:
+        assert lrs[int(middle)] > (1e-3 + 1e-4) / 2 > lrs[int(middle) + 1]
+    # 클리핑: 워밍업 동안에는 자르지 않아 노름이 상한보다 크고, 그 뒤에는 상한 이하
+    norms = [norm for _, _, norm in rows]
+    assert min(norms[:3]) > 0.05
+    assert max(norms[3:]) <= 0.05 * (1 + 1e-4)
+
+
+def test_default_run_keeps_a_constant_learning_rate_without_clipping(corpus, tmp_path):
+    prepare, pretrain = _load("prepare_dataset"), _load("pretraining_simple")
+    data = tmp_path / "prepared"
+    prepare.main(["--data-dir", str(corpus), "--output-dir", str(data), "--max-size-mb", "0.003"])
+    pretrain.main(["--data-dir", str(data), "--debug", "--device", "cpu", "--eval-freq", "1", "--max-steps", "4",
+                   "--output-dir", str(tmp_path / "plain")])
+    rows = _log_columns(tmp_path / "plain" / "train_log.csv", "lr", "grad_norm")
+    assert [lr for lr, _ in rows] == [5e-4] * 4
+    assert max(norm for _, norm in rows) > 0.05  # 클리핑이 없으면 위 테스트의 상한보다 큰 노름이 그대로 쓰인다
+    with pytest.raises(SystemExit, match="--warmup-steps 50 가 전체 훈련 스텝 수"):
+        pretrain.main(["--data-dir", str(data), "--debug", "--device", "cpu", "--warmup-steps", "50",
+                       "--output-dir", str(tmp_path / "too-long")])
+    assert not (tmp_path / "too-long").exists()
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--warmup-steps", "-1"], "--warmup-steps 는 0 이상이어야 합니다(받은 값: -1)"),
+        (["--initial-lr", "0.01"], "--initial-lr 은 0 이상 --lr(0.0005) 이하여야 합니다(받은 값: 0.01)"),
+        (["--min_lr", "-0.1"], "--min-lr 은 0 이상 --lr(0.0005) 이하여야 합니다(받은 값: -0.1)"),
+        (["--min-lr", "nan"], "--min-lr 은 0 이상 --lr(0.0005) 이하여야 합니다(받은 값: nan)"),
+        (["--grad-clip", "0"], "--grad-clip 은 0보다 큰 유한한 수여야 합니다(받은 값: 0.0)"),
+        (["--grad_clip", "inf"], "--grad-clip 은 0보다 큰 유한한 수여야 합니다(받은 값: inf)"),
+        (["--lr", "nan"], "--lr 은 0보다 큰 유한한 수여야 합니다(받은 값: nan)"),
+    ],
+)
+def test_schedule_options_are_checked_at_entry(tmp_path, capsys, options, message):
+    pretrain = _load("pretraining_simple")
+    with pytest.raises(SystemExit):
+        pretrain.parse_args(["--data-dir", str(tmp_path), "--output-dir", str(tmp_path / "out"), *options])
+    assert message in capsys.readouterr().err

@@ -5,16 +5,23 @@
 - --save-ckpt-freq 스텝마다 체크포인트(모델, 옵티마이저, 난수 상태, 어디까지 읽었는지)를 임시 파일에 쓴 뒤 이름을 바꿔(원자적으로) 저장한다.
 - --resume 체크포인트로 멈춘 자리(같은 파일, 같은 배치)부터 같은 스텝 번호로 이어서 훈련한다.
 - Ctrl-C 로 멈추면 그 자리의 체크포인트를 남긴다.
+- 부록 D 의 세 기능을 옵션으로 켤 수 있다(기본은 모두 꺼져 있어 일정한 학습률, 클리핑 없음):
+  --warmup-steps(--initial-lr 에서 --lr 까지 선형 워밍업), --min-lr(그 뒤 코사인 감쇠로 --min-lr 까지),
+  --grad-clip(그레이디언트 전체 노름의 상한, 부록 D 처럼 워밍업이 끝난 스텝부터). 학습률은 부록 D 의
+  ``lr_at_step`` 으로 정하므로, 스케줄을 켜면 훈련 전에 전체 스텝 수를 세려고 파일을 한 번 토큰화한다.
+  train_log.csv 에는 평가한 스텝의 학습률(lr)과 옵티마이저가 쓴(클리핑 뒤) 그레이디언트 노름(grad_norm)도 남긴다.
 - 이번 실행이 쓰지 않은 모델 파일(이전 훈련의 model_pg_final.pth 등)과 다른 훈련의 train_log.csv 는 덮어쓰지 않는다:
   훈련을 시작하기 전에 멈추고 알린다(--overwrite 를 주면 덮어쓴다). 입력 파일이 모두 UTF-8 인지도 먼저 확인한다.
 
     python pretraining_simple.py --data-dir gutenberg_preprocessed --n-epochs 1 --batch-size 4 --output-dir model_checkpoints
     python pretraining_simple.py --data-dir gutenberg_preprocessed --resume model_checkpoints/model_pg_100000.pth
     python pretraining_simple.py --data-dir gutenberg_preprocessed --debug   # 작은 모델로 빠르게(LLMFS_QUICK=1 과 같음)
+    python pretraining_simple.py --data-dir gutenberg_preprocessed --warmup-steps 2000 --min-lr 5e-5 --grad-clip 1.0
 """
 
 import codecs
 import csv
+import math
 import os
 import re
 import sys
@@ -25,13 +32,14 @@ import tiktoken
 import torch
 from tqdm import tqdm
 
+from llm_from_scratch.appendix_d import global_grad_norm, lr_at_step
 from llm_from_scratch.ch02 import create_dataloader_v1
 from llm_from_scratch.ch04 import GPT_CONFIG_124M, GPTModel
 from llm_from_scratch.ch05 import calc_loss_batch, evaluate_model, generate, text_to_token_ids, token_ids_to_text
 from llm_from_scratch.utils import QUICK, ArgumentParser, get_device
 
 DEBUG_CONFIG = {**GPT_CONFIG_124M, "context_length": 16, "emb_dim": 16, "n_heads": 2, "n_layers": 2}
-LOG_COLUMNS = ["step", "epoch", "file", "tokens_seen", "train_loss", "val_loss", "seconds"]
+LOG_COLUMNS = ["step", "epoch", "file", "tokens_seen", "train_loss", "val_loss", "lr", "grad_norm", "seconds"]
 START_CONTEXT = "Every effort moves you"
 
 
@@ -119,8 +127,38 @@ def file_loaders(path, config, batch_size, seed, epoch, file_index):
     return train_loader, val_loader
 
 
+def count_train_steps(files, config, batch_size, n_epochs):
+    """전체 훈련 스텝 수: ``file_loaders`` 의 훈련 로더가 파일마다 내는 배치 수(drop_last)의 합 × 에포크 수.
+
+    ``create_dataloader_v1`` 과 같이 텍스트의 앞 90% 를 GPT-2 BPE 로 토큰화하고, ``context_length`` 간격의 창
+    ``len(range(0, 토큰 수 - 문맥 길이, 문맥 길이))`` 개를 ``batch_size`` 로 나눈 몫을 센다. 데이터셋은 만들지 않는다.
+    """
+    tokenizer = tiktoken.get_encoding("gpt2")
+    context = config["context_length"]
+    per_epoch = 0
+    for path in tqdm(files, desc="스텝 수 세기", unit="개", leave=False):
+        text = path.read_text(encoding="utf-8")
+        n_tokens = len(tokenizer.encode(text[:int(0.9 * len(text))], allowed_special={"<|endoftext|>"}))
+        per_epoch += len(range(0, n_tokens - context, context)) // batch_size
+    return per_epoch * n_epochs
+
+
+def uses_lr_schedule(args):
+    """워밍업이나 코사인 감쇠를 켰는지. 둘 다 끄면 학습률은 --lr 로 일정하다(예전 동작)."""
+    return args.warmup_steps > 0 or args.min_lr is not None
+
+
 def train(args, files, config, device):
     tokenizer = tiktoken.get_encoding("gpt2")
+    total_steps = None
+    if uses_lr_schedule(args):
+        total_steps = count_train_steps(files, config, args.batch_size, args.n_epochs)
+        if args.warmup_steps >= total_steps:
+            raise SystemExit(f"--warmup-steps {args.warmup_steps} 가 전체 훈련 스텝 수({total_steps:,})보다 작지 않습니다. "
+                             f"워밍업 뒤에 훈련할 스텝이 남도록 {total_steps - 1:,} 이하로 주세요.")
+        min_lr = args.lr if args.min_lr is None else args.min_lr
+        print(f"학습률 스케줄: 전체 {total_steps:,}스텝, 워밍업 {args.warmup_steps:,}스텝({args.initial_lr:g} → {args.lr:g}), "
+              + (f"코사인 감쇠 → {min_lr:g}" if args.min_lr is not None else "그 뒤 일정"))
     torch.manual_seed(args.seed)
     model = GPTModel(config).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.1)
@@ -191,8 +229,17 @@ def train(args, files, config, device):
                        unit="배치", leave=False)
             for input_batch, target_batch in bar:
                 optimizer.zero_grad()
+                if total_steps is not None:
+                    # 부록 D 의 스케줄: 스텝 번호는 0 부터(아직 올리기 전의 global_step)
+                    lr = lr_at_step(min(state["global_step"], total_steps - 1), total_steps, args.warmup_steps,
+                                    args.lr, args.initial_lr, min_lr)
+                    for param_group in optimizer.param_groups:
+                        param_group["lr"] = lr
                 loss = calc_loss_batch(input_batch, target_batch, model, device)
                 loss.backward()
+                # 부록 D 처럼 워밍업이 끝난 스텝부터 자른다(워밍업 중에는 학습률이 작아 업데이트도 작다)
+                if args.grad_clip is not None and state["global_step"] >= args.warmup_steps:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=args.grad_clip)
                 optimizer.step()
                 state["global_step"] += 1
                 state["batch_in_file"] += 1
@@ -201,11 +248,15 @@ def train(args, files, config, device):
 
                 if step % args.eval_freq == 0:
                     train_loss, val_loss = evaluate_model(model, train_loader, val_loader, device, args.eval_iter)
+                    lr_used = optimizer.param_groups[0]["lr"]
+                    grad_norm = global_grad_norm(model)  # 옵티마이저가 쓴 그레이디언트(클리핑 뒤)의 노름
                     log.writerow({"step": step, "epoch": epoch + 1, "file": files[file_index].name,
                                   "tokens_seen": state["tokens_seen"], "train_loss": f"{train_loss:.6f}",
-                                  "val_loss": f"{val_loss:.6f}", "seconds": f"{time.perf_counter() - start_time:.1f}"})
+                                  "val_loss": f"{val_loss:.6f}", "lr": f"{lr_used:.9g}", "grad_norm": f"{grad_norm:.6g}",
+                                  "seconds": f"{time.perf_counter() - start_time:.1f}"})
                     log_file.flush()
-                    tqdm.write(f"에포크 {epoch + 1} (스텝 {step:06d}): 훈련 손실 {train_loss:.3f}, 검증 손실 {val_loss:.3f}")
+                    tqdm.write(f"에포크 {epoch + 1} (스텝 {step:06d}): 훈련 손실 {train_loss:.3f}, 검증 손실 {val_loss:.3f}, "
+                               f"학습률 {lr_used:.3g}")
                 if step % args.print_sample_iter == 0:
                     model.eval()
                     idx = text_to_token_ids(START_CONTEXT, tokenizer).to(device)
@@ -240,7 +291,16 @@ def parse_args(argv=None):
     parser.add_argument("--output-dir", default="model_checkpoints", help="체크포인트와 train_log.csv 를 쓸 폴더")
     parser.add_argument("--n-epochs", type=int, default=1, help="에포크 수 (기본: 1)")
     parser.add_argument("--batch-size", type=int, default=4, help="배치 크기 (기본: 4)")
-    parser.add_argument("--lr", type=float, default=5e-4, help="AdamW 학습률 (기본: 0.0005)")
+    parser.add_argument("--lr", type=float, default=5e-4,
+                        help="AdamW 학습률, 스케줄을 켜면 워밍업이 끝났을 때의 최대 학습률 (기본: 0.0005)")
+    parser.add_argument("--warmup-steps", type=int, default=0,
+                        help="--initial-lr 에서 --lr 까지 학습률을 선형으로 올릴 스텝 수(부록 D.1) (기본: 0, 워밍업 없음)")
+    parser.add_argument("--initial-lr", type=float, default=3e-5,
+                        help="워밍업을 시작하는 학습률, --warmup-steps 가 1 이상일 때만 씁니다 (기본: 부록 D 처럼 0.00003)")
+    parser.add_argument("--min-lr", type=float, default=None,
+                        help="워밍업 뒤 코사인 감쇠(부록 D.2)로 마지막 스텝에 닿을 학습률. 주지 않으면 감쇠 없이 --lr 로 일정합니다")
+    parser.add_argument("--grad-clip", type=float, default=None,
+                        help="그레이디언트 전체 노름의 상한(부록 D.3, 예: 1.0). 워밍업이 끝난 스텝부터 적용합니다 (기본: 클리핑 없음)")
     parser.add_argument("--eval-freq", type=int, default=100, help="몇 스텝마다 손실을 평가할지 (기본: 100)")
     parser.add_argument("--eval-iter", type=int, default=1, help="평가에 쓸 배치 수 (기본: 1)")
     parser.add_argument("--print-sample-iter", type=int, default=1000, help="몇 스텝마다 생성 문장을 보일지 (기본: 1000)")
@@ -259,8 +319,18 @@ def parse_args(argv=None):
             parser.error(f"--{name.replace('_', '-')} 는 1 이상이어야 합니다(받은 값: {getattr(args, name)}).")
     if args.max_steps is not None and args.max_steps < 1:
         parser.error(f"--max-steps 는 1 이상이어야 합니다(받은 값: {args.max_steps}).")
-    if not args.lr > 0:
-        parser.error(f"--lr 은 0보다 커야 합니다(받은 값: {args.lr}).")
+    if not (args.lr > 0 and math.isfinite(args.lr)):
+        parser.error(f"--lr 은 0보다 큰 유한한 수여야 합니다(받은 값: {args.lr}).")
+    if args.warmup_steps < 0:
+        parser.error(f"--warmup-steps 는 0 이상이어야 합니다(받은 값: {args.warmup_steps}). 워밍업을 끄려면 0 을 주세요.")
+    if not (0 <= args.initial_lr <= args.lr):
+        parser.error(f"--initial-lr 은 0 이상 --lr({args.lr:g}) 이하여야 합니다(받은 값: {args.initial_lr}). "
+                     "워밍업은 작은 학습률에서 --lr 까지 올라갑니다.")
+    if args.min_lr is not None and not (0 <= args.min_lr <= args.lr):
+        parser.error(f"--min-lr 은 0 이상 --lr({args.lr:g}) 이하여야 합니다(받은 값: {args.min_lr}). "
+                     "코사인 감쇠는 --lr 에서 --min-lr 로 내려갑니다.")
+    if args.grad_clip is not None and not (args.grad_clip > 0 and math.isfinite(args.grad_clip)):
+        parser.error(f"--grad-clip 은 0보다 큰 유한한 수여야 합니다(받은 값: {args.grad_clip}). 클리핑을 끄려면 옵션을 빼세요.")
     if not Path(args.data_dir).is_dir():
         parser.error(f"--data-dir {args.data_dir} 폴더가 없습니다. 먼저 prepare_dataset.py 를 실행하세요.")
     if args.resume and not Path(args.resume).is_file():
