@@ -24,8 +24,10 @@ from llm_from_scratch.llama import (
     LLAMA31_CONFIG_8B,
     LLAMA32_CONFIG_1B,
     LLAMA32_CONFIG_3B,
+    LLAMA_FILES,
     ChatFormat,
     GroupedQueryAttention,
+    Llama2ChatFormat,
     Llama2Model,
     Llama2Tokenizer,
     Llama3Model,
@@ -36,12 +38,15 @@ from llm_from_scratch.llama import (
     count_parameters,
     download_llama_files,
     generate_cached,
+    has_llama_files,
+    llama_config_from_checkpoint,
     load_llama_safetensors,
     load_meta_checkpoint,
     load_meta_llama2_weights,
     load_weights_into_llama,
     meta_to_hf_rope_layout,
     model_memory_size,
+    write_synthetic_llama_checkpoint,
 )
 
 CONFIG_KEYS = {"vocab_size", "context_length", "emb_dim", "n_heads", "n_layers", "hidden_dim", "rope_base", "rope_freq", "dtype"}
@@ -531,3 +536,181 @@ def test_benchmark_help_is_korean_and_bad_arguments_stop_before_any_work(capsys)
             benchmark.main(argv)
         assert exit_info.value.code == 2
         assert message in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------
+# 진짜 저장소의 파일 배치로 쓴 작은 체크포인트: 파일 이름, 설정, 적재, transformers 와 같은 로짓
+# ---------------------------------------------------------------------------
+
+SYNTH_LLAMA2 = {**LLAMA2_CONFIG_7B, "vocab_size": 500, "context_length": 64, "emb_dim": 64, "n_heads": 4,
+                "n_layers": 2, "hidden_dim": 256, "dtype": torch.float32}  # 256: Meta 의 계산(8/3 × 64 를 256 의 배수로)
+SYNTH_LLAMA3 = {**LLAMA3_CONFIG_8B, "context_length": 64, "emb_dim": 32, "n_heads": 4, "n_kv_groups": 2,
+                "n_layers": 4, "hidden_dim": 64, "dtype": torch.float32}
+# 짧은 original_context_length 로 주파수 조정의 세 구간이 64 토큰 안에서 모두 생기게 한다
+SYNTH_LLAMA31 = {**SYNTH_LLAMA3, "rope_freq": {**LLAMA31_CONFIG_8B["rope_freq"], "original_context_length": 16}}
+SYNTH_LLAMA32 = {**SYNTH_LLAMA31, "rope_freq": {**SYNTH_LLAMA31["rope_freq"], "factor": 32.0}}
+
+LAYOUTS = [
+    ("meta-llama/Llama-2-7b-chat", SYNTH_LLAMA2, Llama2Model),
+    ("meta-llama/Llama-2-7b-chat-hf", SYNTH_LLAMA2, Llama2Model),
+    ("meta-llama/Meta-Llama-3-8B-Instruct", SYNTH_LLAMA3, Llama3Model),
+    ("meta-llama/Llama-3.1-8B-Instruct", SYNTH_LLAMA31, Llama3Model),
+    ("meta-llama/Llama-3.2-1B-Instruct", SYNTH_LLAMA32, Llama3Model),
+]
+
+
+def _load_like_a_reader(repo_id, folder, model_class):
+    """노트북이 진짜 파일에 쓰는 코드 그대로: 설정 파일로 cfg 를 만들고, 형식에 맞는 적재 함수로 싣는다."""
+    if (folder / "consolidated.00.pth").exists():
+        cfg = llama_config_from_checkpoint(folder, vocab_size=Llama2Tokenizer(folder / "tokenizer.model").n_vocab,
+                                           context_length=64, dtype=torch.float32)
+        model = model_class(cfg).eval()
+        return load_meta_llama2_weights(model, cfg, load_meta_checkpoint(folder / "consolidated.00.pth"), folder)
+    cfg = llama_config_from_checkpoint(folder)
+    return load_weights_into_llama(model_class(cfg).eval(), cfg, load_llama_safetensors(folder))
+
+
+@pytest.mark.parametrize(("repo_id", "cfg", "model_class"), LAYOUTS, ids=[r.split("/")[1] for r, _, _ in LAYOUTS])
+def test_synthetic_checkpoint_in_the_real_layout_loads_to_transformers_logits(repo_id, cfg, model_class, tmp_path):
+    import json
+
+    folder = tmp_path / repo_id.split("/")[1]
+    written = write_synthetic_llama_checkpoint(repo_id, folder, cfg, seed=5)
+    assert sorted(path.name for path in folder.iterdir()) == sorted(Path(n).name for n in LLAMA_FILES[repo_id])
+    assert written == [folder / Path(n).name for n in LLAMA_FILES[repo_id]] and has_llama_files(repo_id, folder)
+
+    model = _load_like_a_reader(repo_id, folder, model_class)
+    if (folder / "consolidated.00.pth").exists():
+        assert json.loads((folder / "params.json").read_text())["vocab_size"] == -1  # Meta 의 Llama 2 처럼
+        # 같은 씨앗의 Hugging Face 배치(쿼리·키 행 순서가 다르다)를 transformers 가 읽어 기준으로 삼는다
+        reference_folder = tmp_path / "hf"
+        write_synthetic_llama_checkpoint("meta-llama/Llama-2-7b-chat-hf", reference_folder, cfg, seed=5)
+    else:
+        assert llama_config_from_checkpoint(folder) == cfg
+        reference_folder = folder
+        shards = [n for n in LLAMA_FILES[repo_id] if n.endswith(".safetensors")]
+        if len(shards) > 1:  # 인덱스가 모든 텐서를 어느 조각에 있는지 가리키고, 조각마다 텐서가 있다
+            weight_map = json.loads((folder / "model.safetensors.index.json").read_text())["weight_map"]
+            assert set(weight_map.values()) == set(shards)
+            assert set(weight_map) == set(load_llama_safetensors(folder))
+    reference = transformers.LlamaForCausalLM.from_pretrained(reference_folder).eval()
+    tie = "Llama-3.2" in repo_id
+    assert reference.config.tie_word_embeddings == tie
+    assert (model.out_head.weight is model.tok_emb.weight) == tie
+    idx = torch.randint(0, 500, (2, 40), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        ours, theirs = model(idx), reference(idx).logits
+    torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-4)
+    assert theirs.std() > 0.5  # 값이 모두 0 에 가까워 무엇이든 같아 보이는 경우가 아니다
+
+
+# Hugging Face 에 공개된 config.json / params.json 의 값(2024년 배포본)
+REAL_CONFIG_JSON = {
+    "meta-llama/Meta-Llama-3-8B": (LLAMA3_CONFIG_8B, {
+        "architectures": ["LlamaForCausalLM"], "bos_token_id": 128000, "eos_token_id": 128001, "hidden_act": "silu",
+        "hidden_size": 4096, "intermediate_size": 14336, "max_position_embeddings": 8192, "model_type": "llama",
+        "num_attention_heads": 32, "num_hidden_layers": 32, "num_key_value_heads": 8, "rms_norm_eps": 1e-05,
+        "rope_scaling": None, "rope_theta": 500000.0, "tie_word_embeddings": False, "torch_dtype": "bfloat16",
+        "vocab_size": 128256}),
+    "meta-llama/Llama-3.1-8B": (LLAMA31_CONFIG_8B, {
+        "hidden_size": 4096, "intermediate_size": 14336, "max_position_embeddings": 131072, "num_attention_heads": 32,
+        "num_hidden_layers": 32, "num_key_value_heads": 8, "rms_norm_eps": 1e-05, "rope_theta": 500000.0,
+        "rope_scaling": {"factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                         "original_max_position_embeddings": 8192, "rope_type": "llama3"},
+        "tie_word_embeddings": False, "torch_dtype": "bfloat16", "vocab_size": 128256}),
+    "meta-llama/Llama-3.2-1B": (LLAMA32_CONFIG_1B, {
+        "head_dim": 64, "hidden_size": 2048, "intermediate_size": 8192, "max_position_embeddings": 131072,
+        "num_attention_heads": 32, "num_hidden_layers": 16, "num_key_value_heads": 8, "rms_norm_eps": 1e-05,
+        "rope_theta": 500000.0,
+        "rope_scaling": {"factor": 32.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                         "original_max_position_embeddings": 8192, "rope_type": "llama3"},
+        "tie_word_embeddings": True, "torch_dtype": "bfloat16", "vocab_size": 128256}),
+}
+
+
+@pytest.mark.parametrize("repo_id", list(REAL_CONFIG_JSON))
+def test_published_config_json_gives_the_published_config(repo_id, tmp_path):
+    import json
+
+    expected, raw = REAL_CONFIG_JSON[repo_id]
+    (tmp_path / "config.json").write_text(json.dumps(raw), encoding="utf-8")
+    assert llama_config_from_checkpoint(tmp_path) == expected
+    assert llama_config_from_checkpoint(tmp_path, context_length=8192)["context_length"] == 8192
+
+
+def test_meta_params_json_gives_the_llama2_config(tmp_path):
+    import json
+
+    params = {"dim": 4096, "multiple_of": 256, "n_heads": 32, "n_layers": 32, "norm_eps": 1e-05, "vocab_size": -1}
+    (tmp_path / "params.json").write_text(json.dumps(params), encoding="utf-8")
+    assert llama_config_from_checkpoint(tmp_path, vocab_size=32_000) == LLAMA2_CONFIG_7B  # hidden_dim 11,008
+    with pytest.raises(ValueError, match="vocab_size 가 -1"):
+        llama_config_from_checkpoint(tmp_path)
+
+
+def test_llama2_chat_template_tokens(sentencepiece_model):
+    tokenizer = Llama2Tokenizer(sentencepiece_model)
+    chat = Llama2ChatFormat(tokenizer)
+    sp = tokenizer.sp
+    ids = chat.encode("What do llamas eat?", system_message="Be brief.")
+    assert ids == [1, *sp.encode("[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nWhat do llamas eat? [/INST]")]
+    dialog = [{"role": "user", "content": "Hi "}, {"role": "assistant", "content": " Hello."},
+              {"role": "user", "content": "Who are you?"}]
+    assert chat.encode_dialog(dialog) == [1, *sp.encode("[INST] Hi [/INST] Hello. "), 2,
+                                          1, *sp.encode("[INST] Who are you? [/INST]")]
+    assert chat.decode([*tokenizer.encode("Grass.", bos=False), 2, 7, 8]) == "Grass."
+    for bad in ([{"role": "assistant", "content": "x"}], dialog[:2], []):
+        with pytest.raises(ValueError, match="user 로 끝나야"):
+            chat.encode_dialog(bad)
+
+
+def test_synthetic_llama3_folder_tokenizer_renders_the_chat_template(tmp_path):
+    write_synthetic_llama_checkpoint("meta-llama/Llama-3.2-1B-Instruct", tmp_path, SYNTH_LLAMA32)
+    tokenizer = Llama3Tokenizer(tmp_path / "tokenizer.model")
+    ids = ChatFormat(tokenizer).encode("Hi")
+    nl = tokenizer.encode("\n\n")
+    assert ids == [128_000, 128_006, *tokenizer.encode("user"), 128_007, *nl, *tokenizer.encode("Hi"), 128_009,
+                   128_006, *tokenizer.encode("assistant"), 128_007, *nl]
+    assert max(ids) < SYNTH_LLAMA32["vocab_size"]  # 특수 토큰도 모델의 임베딩 안에 있다
+
+
+def test_bad_checkpoint_layouts_fail_with_korean_messages(tmp_path):
+    import json
+
+    from support import korean
+
+    repo = "meta-llama/Meta-Llama-3-8B-Instruct"
+    folder = tmp_path / "llama3"
+    write_synthetic_llama_checkpoint(repo, folder, SYNTH_LLAMA3)
+    with pytest.raises(ValueError, match="덮어쓰지 않았습니다") as error:  # 사용자의 파일은 덮어쓰지 않는다
+        write_synthetic_llama_checkpoint(repo, folder, SYNTH_LLAMA3)
+    assert korean(str(error.value))
+
+    shard = folder / "model-00003-of-00004.safetensors"
+    shard.rename(tmp_path / shard.name)  # 조각 하나가 빠진 폴더
+    with pytest.raises(FileNotFoundError, match="model-00003-of-00004.safetensors 이\\(가\\) 없습니다") as error:
+        load_llama_safetensors(folder)
+    assert korean(str(error.value)) and not has_llama_files(repo, folder)
+    (folder / "model.safetensors.index.json").unlink()  # 인덱스가 없어도 -of-00004 가 조각 수를 말한다
+    with pytest.raises(FileNotFoundError, match="model-00003-of-00004"):
+        load_llama_safetensors(folder)
+
+    (tmp_path / shard.name).rename(shard)
+    index = {"metadata": {}, "weight_map": {"model.embed_tokens.weight": "model-00001-of-00004.safetensors"}}
+    (folder / "model.safetensors.index.json").write_text(json.dumps(index), encoding="utf-8")
+    with pytest.raises(ValueError, match="weight_map") as error:
+        load_llama_safetensors(folder)
+    assert korean(str(error.value))
+
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "rope_scaling": {"rope_type": "yarn"}}))
+    with pytest.raises(ValueError, match="'yarn'"):
+        llama_config_from_checkpoint(folder)
+    with pytest.raises(FileNotFoundError, match="config.json 도 params.json 도 없습니다"):
+        llama_config_from_checkpoint(tmp_path)
+
+    with pytest.raises(ValueError, match="hidden_dim 을 256"):  # params.json 으로 적을 수 없는 피드 포워드 크기
+        write_synthetic_llama_checkpoint("meta-llama/Llama-2-7b-chat", tmp_path / "m", {**SYNTH_LLAMA2, "hidden_dim": 100})
+    with pytest.raises(ValueError, match="128,256"):
+        write_synthetic_llama_checkpoint(repo, tmp_path / "v", {**SYNTH_LLAMA3, "vocab_size": 1000})
+    assert not (tmp_path / "m").exists() and not (tmp_path / "v").exists()  # 확인이 먼저, 파일은 그다음

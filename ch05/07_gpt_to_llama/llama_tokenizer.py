@@ -10,6 +10,7 @@ __all__ = [
     "LLAMA3_PATTERN",
     "LLAMA3_SPECIAL_TOKENS",
     "ChatFormat",
+    "Llama2ChatFormat",
     "Llama2Tokenizer",
     "Llama3Tokenizer",
 ]
@@ -75,6 +76,53 @@ class Llama2Tokenizer:
 
     def decode(self, ids):
         return self.sp.decode(list(ids))
+
+
+class Llama2ChatFormat:
+    """Llama 2 채팅 모델(``Llama-2-7b-chat``)의 대화 형식.
+
+    사용자 메시지마다 ``<s>[INST] {내용} [/INST]`` 로 감싸고, 모델의 대답 뒤에는 ``</s>`` 를 붙인다. 시스템 메시지는
+    첫 사용자 메시지 앞에 ``<<SYS>>\n{시스템}\n<</SYS>>\n\n`` 으로 넣는다. 마지막은 사용자 메시지여야 한다
+    (모델이 ``[/INST]`` 뒤에 대답을 이어 쓴다).
+    """
+
+    B_INST, E_INST = "[INST]", "[/INST]"
+    B_SYS, E_SYS = "<<SYS>>\n", "\n<</SYS>>\n\n"
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+
+    def encode_dialog(self, messages):
+        """``[{"role": "system"|"user"|"assistant", "content": ...}, …]`` 를 모델 입력 토큰으로."""
+        messages = [dict(message) for message in messages]
+        if messages and messages[0].get("role") == "system":
+            system = messages.pop(0)["content"]
+            if messages:
+                messages[0]["content"] = self.B_SYS + system + self.E_SYS + messages[0]["content"]
+        roles = [message.get("role") for message in messages]
+        expected = ["user" if i % 2 == 0 else "assistant" for i in range(len(roles))]
+        if not roles or roles != expected or roles[-1] != "user":
+            raise ValueError(
+                f"Llama 2 채팅 형식의 역할 순서는 (system), user, assistant, user, … 이고 user 로 끝나야 합니다"
+                f"(받은 순서: {roles}). 메시지 목록을 고치세요."
+            )
+        ids = []
+        for question, answer in zip(messages[::2], messages[1::2]):
+            text = f"{self.B_INST} {question['content'].strip()} {self.E_INST} {answer['content'].strip()} "
+            ids += self.tokenizer.encode(text, bos=True, eos=True)
+        return ids + self.tokenizer.encode(f"{self.B_INST} {messages[-1]['content'].strip()} {self.E_INST}", bos=True)
+
+    def encode(self, user_message, system_message=None):
+        """사용자 메시지 하나(와 선택적인 시스템 메시지)로 모델 입력을 만든다."""
+        messages = [{"role": "system", "content": system_message}] if system_message else []
+        return self.encode_dialog(messages + [{"role": "user", "content": user_message}])
+
+    def decode(self, ids):
+        """생성된 토큰에서 첫 ``</s>`` 앞까지를 텍스트로."""
+        ids = list(ids)
+        if self.tokenizer.eos_id in ids:
+            ids = ids[: ids.index(self.tokenizer.eos_id)]
+        return self.tokenizer.decode(ids)
 
 
 # Llama 3 이 텍스트를 조각으로 나누는 정규식: GPT-2 의 것과 비슷하지만 숫자를 세 자리까지만 묶는다
