@@ -4,6 +4,9 @@
 이 파일에는 같은 계산을 다른 방식으로 하는 변형만 있다. 모든 변형은 ``(배치, 토큰, d_in)`` 입력을 받아
 ``(배치, 토큰, d_out)`` 을 내며, ``copy_weights_from_mha`` 로 ``MultiHeadAttention`` 하나의 가중치를 옮겨 받으면
 같은 입력에 (부동소수점 오차 안에서) 같은 출력을 낸다.
+
+mha-implementations.ipynb 가 이 파일의 클래스와 함수를 같은 코드로 셀에서 하나씩 정의하며 설명한다
+(tests/test_listings.py 가 둘이 같은지 확인한다).
 """
 
 import statistics
