@@ -5,6 +5,8 @@
     python memory_benchmark.py --method mmap --weights 가중치.pth --config 설정.json
 
 는 한 방법으로 불러온 뒤 측정값을 JSON 한 줄로 출력한다. 노트북과 테스트는 ``measure_in_subprocess`` 로 이것을 부른다.
+memory-efficient-state-dict.ipynb 는 ``save_per_tensor_files``, ``load_model``, ``PeakMemoryMonitor``,
+``measure_in_this_process`` 를 같은 코드로 셀에서 정의하며 설명한다(tests/test_listings.py 가 둘이 같은지 확인한다).
 """
 
 import json

@@ -1,6 +1,7 @@
 """tiktoken 인코딩에 특수 토큰을 더하고, ``GPTModel`` 의 임베딩과 출력층을 새 어휘 크기에 맞게 늘리는 도구.
 
-extend-tiktoken.ipynb 가 이 두 함수를 단계별로 설명한다.
+extend-tiktoken.ipynb 가 이 파일의 함수들을 같은 코드로 셀에서 정의하며 단계별로 설명한다
+(tests/test_listings.py 가 둘이 같은지 확인한다).
 """
 
 import tiktoken
