@@ -209,10 +209,15 @@ def test_shipped_magpie_data_has_instruction_and_output():
          "Explain photosynthesis to a child.", "Plants eat light."),
         ("Format: [New Instruction] ... [End]\nHere it is: [New Instruction] Name two moons. [End]",
          "Name two moons.", None),
+        ("[New Instruction]\n<the new instruction only>\n[End]\n[New Instruction]\nName a moon.\n[End]", "Name a moon.", None),
+        ("**[New Instruction]** Explain tides. **[END]**", "Explain tides.", None),
+        ("[ new instruction ]: Explain tides.\n[ End ]", "Explain tides.", None),
         ("[New Instruction] Missing end tag", None, None),
+        ("[Revised Instruction] Wrong tag. [End]", None, None),
         ("[Better Answer]   [End] and nothing else", None, None),
         ("No tags at all.", None, None),
         ("[End] [Better Answer] Real answer. [End]", None, "Real answer."),
+        ("[Better Answer]\n**Step 1**: add.\n[End]", None, "**Step 1**: add."),
         (None, None, None),
     ],
 )
@@ -221,17 +226,144 @@ def test_reflection_extraction_handles_canned_and_malformed_replies(reply, instr
     assert generation.extract_better_answer(reply) == answer
 
 
-def test_reflect_entry_keeps_originals_when_the_reply_is_malformed():
-    entry = {"instruction": "Name a color.", "input": "", "output": "Red."}
-    good = iter(["[New Instruction] Name a primary color and explain why. [End]", "[Better Answer] Blue. [End]"])
-    improved = generation.reflect_entry(entry, lambda prompt: next(good))
-    assert improved["instruction"] == "Name a primary color and explain why." and improved["output"] == "Blue."
-    assert improved["reflection"] == {"instruction_changed": True, "output_changed": True}
-    kept = generation.reflect_entry(entry, lambda prompt: "I refuse to use the format.")
-    assert (kept["instruction"], kept["output"]) == ("Name a color.", "Red.")
-    assert kept["reflection"] == {"instruction_changed": False, "output_changed": False}
-    assert "[New Instruction]" in generation.instruction_reflection_prompt("a", "b")
-    assert "[Better Answer]" in generation.response_reflection_prompt("a", "b")
+REFLECTION_ENTRIES = [
+    {"instruction": "Name a color.", "input": "", "output": "Red."},
+    {"instruction": "Fix the grammar.", "input": "She go home.", "output": "She goes home."},
+    {"instruction": "Add 2 and 3.", "input": "", "output": "5"},
+]
+
+
+def _scripted_reflection(stage1, stage2):
+    """리플렉션 프롬프트를 읽어 단계와 지시에 따라 정해 둔 답을 돌려주는 가짜 서버용 함수."""
+
+    def reply(prompt):
+        parsed = generation.parse_reflection_prompt(prompt)
+        assert parsed is not None, prompt
+        table = stage1 if parsed["stage"] == 1 else stage2
+        return table[parsed["instruction"]]
+
+    return reply
+
+
+def _run_reflection_through_fake_openai(entries, reply_fn):
+    with services.FakeOpenAIServer(reply_fn) as server:
+        client = services.make_openai_client(api_key="sk-test", base_url=server.base_url)
+        reflected, summary = generation.reflect_dataset(
+            entries, lambda prompt: services.openai_chat(client, prompt, model="gpt-4o"), show_progress=False
+        )
+    prompts = [request["messages"][-1]["content"] for request in server.requests]
+    return reflected, summary, prompts, server.requests
+
+
+def test_two_stage_reflection_sends_the_methods_prompts_in_order_and_extracts_the_tagged_text():
+    stage1 = {"Name a color.": "[Reflection]\n1. Complexity: trivial.\n[New Instruction]\nName a primary color and "
+                               "say why it is primary.\n[End]",
+              "Fix the grammar.": "[Reflection] ok\n[New Instruction]\nCorrect the sentence and name the rule.\n[End]",
+              "Add 2 and 3.": "[Reflection] ok\n[New Instruction]\nAdd 2 and 3 and show the sum.\n[End]"}
+    stage2 = {"Name a primary color and say why it is primary.": "[Reflection] brief\n[Better Answer]\nBlue: it "
+                                                                 "cannot be mixed from other colors.\n[End]",
+              "Correct the sentence and name the rule.": "[Better Answer]\nShe goes home (subject-verb agreement).\n[End]",
+              "Add 2 and 3 and show the sum.": "[Better Answer]\n2 + 3 = 5\n[End]"}
+    reflected, summary, prompts, requests = _run_reflection_through_fake_openai(
+        REFLECTION_ENTRIES, _scripted_reflection(stage1, stage2))
+
+    # 항목마다 두 번: 1단계(원래 지시) 다음에 2단계(1단계에서 뽑은 새 지시와 원래 응답)
+    assert len(prompts) == 2 * len(REFLECTION_ENTRIES)
+    assert all(request["model"] == "gpt-4o" for request in requests)
+    for index, entry in enumerate(REFLECTION_ENTRIES):
+        first = generation.parse_reflection_prompt(prompts[2 * index])
+        second = generation.parse_reflection_prompt(prompts[2 * index + 1])
+        assert first == {"stage": 1, "instruction": entry["instruction"], "input": entry["input"],
+                         "output": entry["output"]}
+        assert second == {"stage": 2, "instruction": reflected[index]["instruction"], "input": entry["input"],
+                          "output": entry["output"]}
+    stage1_prompt, stage2_prompt = prompts[0], prompts[1]
+    for criterion in ("Complexity", "Level of detail", "Knowledge required", "Ambiguity", "Logical reasoning"):
+        assert f"{criterion}:" in stage1_prompt
+    for criterion in ("Helpfulness", "Relevance", "Accuracy", "Level of detail"):
+        assert f"{criterion}:" in stage2_prompt
+    assert "Ambiguity" not in stage2_prompt and "Helpfulness" not in stage1_prompt
+    assert stage1_prompt.rstrip().endswith("[New Instruction]\n<the new instruction only>\n[End]")
+    assert stage2_prompt.rstrip().endswith("[Better Answer]\n<the better answer only>\n[End]")
+    assert "[Better Answer]" not in stage1_prompt and "[New Instruction]" not in stage2_prompt
+
+    assert [(e["instruction"], e["output"]) for e in reflected] == [
+        ("Name a primary color and say why it is primary.", "Blue: it cannot be mixed from other colors."),
+        ("Correct the sentence and name the rule.", "She goes home (subject-verb agreement)."),
+        ("Add 2 and 3 and show the sum.", "2 + 3 = 5"),
+    ]
+    assert summary["instructions_rewritten"] == summary["outputs_rewritten"] == 3 and summary["notes"] == []
+
+
+def test_missing_tags_keep_the_original_and_are_counted():
+    stage1 = {"Name a color.": "I think the instruction is fine as it is.",  # 표시 없음
+              "Fix the grammar.": "[New Instruction]\nCorrect the sentence and name the rule.\n[End]",
+              "Add 2 and 3.": "[New Instruction]\nAdd 2 and 3 and explain.\n[End]"}
+    stage2 = {"Name a color.": "[Better Answer]\nRed, the color of blood.\n[End]",
+              "Correct the sentence and name the rule.": "[Better Answer]\nShe goes home. The rule is",  # 끊긴 답
+              "Add 2 and 3 and explain.": "[Better Answer]\n5, because 2 + 3 = 5.\n[End]"}
+    reflected, summary, prompts, _ = _run_reflection_through_fake_openai(
+        REFLECTION_ENTRIES, _scripted_reflection(stage1, stage2))
+    # 1단계가 실패하면 2단계는 원래 지시로 묻는다
+    assert generation.parse_reflection_prompt(prompts[1])["instruction"] == "Name a color."
+    assert (reflected[0]["instruction"], reflected[0]["output"]) == ("Name a color.", "Red, the color of blood.")
+    # 2단계가 실패하면 원래 응답과 짝이 맞는 원래 지시로 되돌린다
+    assert (reflected[1]["instruction"], reflected[1]["output"]) == ("Fix the grammar.", "She goes home.")
+    assert reflected[1]["reflection"] == {"new_instruction_found": True, "better_answer_found": False,
+                                          "instruction_rewritten": False, "output_rewritten": False}
+    assert reflected[2]["instruction"] == "Add 2 and 3 and explain."
+    assert {key: summary[key] for key in summary if key != "notes"} == {
+        "entries": 3, "instructions_rewritten": 1, "instructions_kept": 2, "outputs_rewritten": 2, "outputs_kept": 1,
+        "new_instruction_tag_missing": 1, "better_answer_tag_missing": 1,
+    }
+    assert len(summary["notes"]) == 2
+    assert summary["notes"][0].startswith("항목 0: 1단계 답에 [New Instruction] … [End]가 없어 원래 지시")
+    assert summary["notes"][1].startswith("항목 1: 2단계 답에 [Better Answer] … [End]가 없어") and "되돌렸습니다" in (
+        summary["notes"][1])
+
+
+def test_reflected_dataset_saves_as_chapter7_json_with_originals(tmp_path):
+    stage1 = {e["instruction"]: f"[New Instruction] {e['instruction']} Explain. [End]" for e in REFLECTION_ENTRIES}
+    stage2 = {f"{e['instruction']} Explain.": f"[Better Answer] Because {e['output']} [End]" for e in REFLECTION_ENTRIES}
+    reflected, _, _, _ = _run_reflection_through_fake_openai(REFLECTION_ENTRIES, _scripted_reflection(stage1, stage2))
+    path = tmp_path / "instruction-data-reflection.json"
+    path.write_text(json.dumps(reflected, indent=4, ensure_ascii=False), encoding="utf-8")
+    loaded = _json(path)
+    assert [list(e) for e in loaded] == [["instruction", "input", "output", "original_instruction", "original_output",
+                                          "reflection"]] * 3
+    for entry, original in zip(loaded, REFLECTION_ENTRIES):
+        assert entry["input"] == original["input"]
+        assert (entry["original_instruction"], entry["original_output"]) == (original["instruction"], original["output"])
+        assert entry["output"] == f"Because {original['output']}"
+    # 7장의 프롬프트 형식으로 그대로 쓸 수 있다
+    from llm_from_scratch.ch07 import format_input
+
+    assert "Fix the grammar. Explain." in format_input(loaded[1]) and "She go home." in format_input(loaded[1])
+
+
+def test_demo_replies_match_the_first_chapter7_entries_and_show_both_fallbacks():
+    data = _json(CH07 / "01_main-chapter-code" / "instruction-data.json")[:6]
+    reflected, summary, prompts, _ = _run_reflection_through_fake_openai(data, generation.demo_reflection_reply)
+    assert [(e["reflection"]["new_instruction_found"], e["reflection"]["better_answer_found"]) for e in reflected] == [
+        (True, True), (True, False), (False, True), (True, True), (True, True), (False, False),
+    ]  # 항목 1은 끊긴 2단계 답, 항목 2는 틀린 표시, 항목 5는 예시가 없는 지시
+    assert "weird" in reflected[0]["output"] and reflected[4]["output"].count("odd numbers") == 1
+    assert reflected[5] | {"reflection": None} == {
+        "instruction": data[5]["instruction"], "input": data[5]["input"], "output": data[5]["output"],
+        "original_instruction": data[5]["instruction"], "original_output": data[5]["output"], "reflection": None,
+    }
+    assert summary["new_instruction_tag_missing"] == 2 and summary["better_answer_tag_missing"] == 2
+    assert len(prompts) == 12
+    assert "local stand-in" in generation.demo_reflection_reply("Hello?")
+
+
+def test_reflection_rejects_entries_without_text():
+    with pytest.raises(ValueError, match="'output' 가 비었거나"):
+        generation.reflect_entry({"instruction": "Name a color.", "output": ""}, str)
+    with pytest.raises(TypeError, match="항목은 dict"):
+        generation.reflect_entry("Name a color.", str)
+    with pytest.raises(TypeError, match="entries 는 항목의 리스트"):
+        generation.reflect_dataset({"instruction": "x", "output": "y"}, str)
 
 
 # ---------------------------------------------------------------------------
