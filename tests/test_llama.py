@@ -672,6 +672,9 @@ def test_synthetic_llama3_folder_tokenizer_renders_the_chat_template(tmp_path):
     assert ids == [128_000, 128_006, *tokenizer.encode("user"), 128_007, *nl, *tokenizer.encode("Hi"), 128_009,
                    128_006, *tokenizer.encode("assistant"), 128_007, *nl]
     assert max(ids) < SYNTH_LLAMA32["vocab_size"]  # 특수 토큰도 모델의 임베딩 안에 있다
+    assert tokenizer.decode(tokenizer.encode("What do llamas eat?")) == "What do llamas eat?"
+    # 진짜처럼 순위가 128,000개라서 무작위 모델이 어떤 ID 를 내도 디코딩된다
+    assert len(tokenizer.decode(range(0, 128_000, 997))) > 0
 
 
 def test_bad_checkpoint_layouts_fail_with_korean_messages(tmp_path):

@@ -523,7 +523,8 @@ def _random_hf_state_dict(cfg, tie, seed):
     state["model.norm.weight"] = norm()
     if not tie:
         state["lm_head.weight"] = matrix(cfg["vocab_size"], emb)
-    return state
+    dtype = cfg.get("dtype") or torch.float32
+    return {key: value.to(dtype) for key, value in state.items()}
 
 
 def _hf_config_json(cfg, tie, llama3):
@@ -563,18 +564,27 @@ def _write_tokenizer(path, llama3, vocab_size):
     import base64
     import tempfile
 
-    if llama3:  # Llama 3 형식(한 줄에 base64 토큰과 순위): GPT-2 어휘의 앞 1,000개
+    if llama3:  # Llama 3 형식(한 줄에 base64 토큰과 순위), 진짜처럼 128,000줄
+        import random
+
         import tiktoken
 
         ranks = tiktoken.get_encoding("gpt2")._mergeable_ranks
-        lines = [f"{base64.b64encode(token).decode()} {rank}\n" for token, rank in ranks.items() if rank < 1000]
-        path.write_text("".join(lines), encoding="utf-8")
+        tokens = sorted(ranks, key=ranks.get)  # GPT-2 의 50,256개
+        seen, rng = set(tokens), random.Random(0)
+        while len(tokens) < 128_000:  # 나머지 자리는 GPT-2 토큰 두 개를 이어 붙인 것으로 채운다(모든 ID 가 디코딩된다)
+            token = rng.choice(tokens[256:5000]) + rng.choice(tokens[256:5000])
+            if token not in seen:
+                seen.add(token)
+                tokens.append(token)
+        path.write_text("".join(f"{base64.b64encode(t).decode()} {i}\n" for i, t in enumerate(tokens)), encoding="utf-8")
         return
     import sentencepiece as spm
 
     from llm_from_scratch.download import download_data_file
 
-    # Llama 2 와 같은 방식(BPE, byte fallback, <s>=1, </s>=2)의 작은 SentencePiece 모델을 "The Verdict" 로 훈련한다
+    # Llama 2 와 같은 방식(BPE, byte fallback, <s>=1, </s>=2, 정규화 없음: 줄바꿈은 바이트 토큰)의 작은
+    # SentencePiece 모델을 "The Verdict" 로 훈련한다
     with tempfile.TemporaryDirectory() as work:
         text = download_data_file("the-verdict.txt", work).read_text(encoding="utf-8")
         spm.SentencePieceTrainer.train(
@@ -584,6 +594,8 @@ def _write_tokenizer(path, llama3, vocab_size):
             model_type="bpe",
             byte_fallback=True,
             pad_id=-1, unk_id=0, bos_id=1, eos_id=2,
+            normalization_rule_name="identity",
+            remove_extra_whitespaces=False,
             minloglevel=2,
         )
         path.write_bytes((Path(work) / "tokenizer.model").read_bytes())
@@ -600,7 +612,8 @@ def write_synthetic_llama_checkpoint(repo_id, folder, cfg, seed=123):
     - Hugging Face 형식: ``config.json``, ``model-0000i-of-0000N.safetensors`` 조각과 ``model.safetensors.index.json``
       (또는 ``model.safetensors`` 하나). Llama 3.2 는 출력층을 임베딩과 묶으므로 ``lm_head.weight`` 가 없다.
     - 토크나이저: Llama 2 는 "The Verdict" 로 훈련한 ``cfg["vocab_size"]`` 개 SentencePiece 모델, Llama 3 은 GPT-2
-      어휘 1,000개의 순위 파일(특수 토큰 ID 는 진짜와 같다).
+      어휘 50,256개에 그 토큰 둘을 이은 것을 더한 128,000줄의 순위 파일(특수 토큰 ID 는 진짜와 같다).
+    - 값은 ``cfg["dtype"]`` 으로 저장한다(진짜 체크포인트는 bfloat16).
 
     이미 있는 파일은 덮어쓰지 않고 ValueError 를 낸다. 쓴 파일 경로 목록을 돌려준다.
     """
