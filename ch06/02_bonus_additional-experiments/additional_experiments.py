@@ -198,8 +198,10 @@ class UnpaddedSpamDataset(SpamDataset):
 
 
 def parse_context_length(value):
-    """``--context-length``: longest, model_context_length, 또는 양의 정수."""
-    if value in ("longest", "model_context_length"):
+    """``--context-length``: longest(원서의 longest_training_example 도 받음), model_context_length, 또는 양의 정수."""
+    if value in ("longest", "longest_training_example"):
+        return "longest"
+    if value == "model_context_length":
         return value
     try:
         number = int(value)
@@ -207,7 +209,8 @@ def parse_context_length(value):
         number = 0
     if number < 1:
         raise argparse.ArgumentTypeError(
-            f"--context-length 는 longest, model_context_length 또는 양의 정수여야 합니다(받은 값: {value!r})."
+            "--context-length 는 longest(longest_training_example), model_context_length 또는 양의 정수여야 합니다"
+            f"(받은 값: {value!r})."
         )
     return number
 
@@ -298,7 +301,8 @@ def build_parser():
     parser.add_argument("--average-embeddings", action="store_true",
                         help="토큰 하나 대신 모든 위치의 출력 평균으로 분류한다")
     parser.add_argument("--context-length", default="longest", type=parse_context_length,
-                        help="패딩 길이: longest(가장 긴 훈련 텍스트, 기본), model_context_length(1024), 또는 정수")
+                        help="패딩 길이: longest 또는 longest_training_example(가장 긴 훈련 텍스트, 기본), "
+                             "model_context_length(1024), 또는 정수")
     parser.add_argument("--lora-rank", type=int, default=16, help="LoRA 랭크(기본: 16)")
     parser.add_argument("--lora-alpha", type=float, default=16, help="LoRA 배율 alpha(기본: 16)")
     parser.add_argument("--no-padding", action="store_true", help="패딩 없이 배치 크기 1로 훈련한다")
@@ -318,8 +322,8 @@ def build_parser():
     parser.add_argument("--output-dir", default=".", help="데이터 CSV를 둘 폴더(기본: 현재 폴더)")
     parser.add_argument("--models-dir", default="gpt2", help="GPT-2 가중치 폴더(기본: gpt2)")
     parser.add_argument("--device", default=None, help="cuda, mps, cpu 중 하나(기본: 자동 선택)")
-    parser.add_argument("--quick", action="store_true", default=QUICK,
-                        help="tiny 무작위 모델로 몇 스텝만 돈다(LLMFS_QUICK=1 과 같다)")
+    parser.add_argument("--quick", action=argparse.BooleanOptionalAction, default=QUICK,
+                        help="tiny 무작위 모델로 몇 스텝만 돈다(LLMFS_QUICK=1 이면 기본으로 켜짐, --no-quick 으로 끔)")
     return parser
 
 

@@ -3,13 +3,18 @@
 먼저 ``python download_prepare_dataset.py`` 로 CSV를 만든 뒤:
 
     python train_bert_hf.py --model distilbert                 # 허브에서 모델을 받는다
-    python train_bert_hf.py --model deberta-v3 --trainable-layers all
+    python train_bert_hf.py --model modernbert-base --trainable-layers all
+    python train_bert_hf.py --model roberta --use-attention-mask false
     python train_bert_hf.py --model ./my-local-model           # 로컬 폴더(save_pretrained 로 저장한 것)
 
 ``AutoModelForSequenceClassification`` 이 모델마다 분류 헤드(2 클래스)를 새로 붙인다.
 ``--trainable-layers`` 는 all(전부), last_block(마지막 인코더 블록+풀러+헤드), last_layer(헤드만)다.
+``--use-attention-mask false`` 면 어텐션 마스크를 주지 않아 패딩 토큰도 어텐션에 들어간다.
+
+SMS 스팸 데이터로 같은 일을 하는 ``train_bert_hf_spam.py`` 가 이 파일의 함수를 가져다 쓴다.
 """
 
+import argparse
 import time
 from pathlib import Path
 
@@ -20,25 +25,41 @@ from tqdm import tqdm
 
 from llm_from_scratch.utils import QUICK, ArgumentParser, get_device, set_seed
 
-# 짧은 이름 -> Hugging Face 허브 이름
+# 짧은 이름 -> Hugging Face 허브 이름(원서 저장소와 같은 이름을 쓴다)
 MODELS = {
     "distilbert": "distilbert/distilbert-base-uncased",
     "bert": "google-bert/bert-base-uncased",
     "roberta": "FacebookAI/roberta-large",
-    "modernbert": "answerdotai/ModernBERT-base",
-    "deberta-v3": "microsoft/deberta-v3-base",
+    "modernbert-base": "answerdotai/ModernBERT-base",
+    "modernbert-large": "answerdotai/ModernBERT-large",
+    "deberta-v3-base": "microsoft/deberta-v3-base",
 }
+# 같은 모델의 다른 이름(이 저장소의 예전 이름)
+MODEL_ALIASES = {"modernbert": "modernbert-base", "deberta-v3": "deberta-v3-base"}
 TRAINABLE_LAYERS = ("all", "last_block", "last_layer")
+SPLITS = ("train", "validation", "test")
 QUICK_SETTINGS = {"num_epochs": 1, "max_steps": 3, "num_eval_batches": 2}
 
 
 def resolve_model_name(model):
     """짧은 이름이면 허브 이름으로, 로컬 폴더면 그 경로로. 둘 다 아니면 ValueError."""
+    model = MODEL_ALIASES.get(model, model)
     if model in MODELS:
         return MODELS[model]
     if Path(model).is_dir():
         return str(model)
-    raise ValueError(f"알 수 없는 모델 {model!r} 입니다. {', '.join(MODELS)} 중 하나나 로컬 모델 폴더를 주세요.")
+    names = ", ".join([*MODELS, *MODEL_ALIASES])
+    raise ValueError(f"알 수 없는 모델 {model!r} 입니다. {names} 중 하나나 로컬 모델 폴더를 주세요.")
+
+
+def parse_bool(value):
+    """``--use-attention-mask`` 값: true/false(원서의 표기), yes/no, 1/0."""
+    text = str(value).strip().lower()
+    if text in ("true", "yes", "1", "on"):
+        return True
+    if text in ("false", "no", "0", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"true 또는 false 여야 합니다(받은 값: {value!r}).")
 
 
 def encoder_blocks(model):
@@ -75,14 +96,19 @@ def set_trainable_layers(model, trainable_layers):
     return model
 
 
-def make_loader(df, tokenizer, max_length, batch_size, shuffle=False, seed=123):
-    """(Text, Label) 데이터프레임을 토큰화하는 데이터 로더. 배치마다 가장 긴 리뷰에 맞춰 채운다."""
+def make_loader(df, tokenizer, max_length, batch_size, shuffle=False, seed=123, use_attention_mask=True):
+    """(Text, Label) 데이터프레임을 토큰화하는 데이터 로더. 배치마다 가장 긴 텍스트에 맞춰 채운다.
+
+    ``use_attention_mask`` 가 거짓이면 배치에서 ``attention_mask`` 를 빼므로, 모델은 패딩 토큰도 진짜 토큰처럼 본다.
+    """
     texts = df["Text"].fillna("").astype(str).tolist()
     labels = df["Label"].astype(int).tolist()
 
     def collate(batch):
         encoded = tokenizer([text for text, _ in batch], truncation=True, max_length=max_length, padding=True,
                             return_tensors="pt")
+        if not use_attention_mask:
+            encoded.pop("attention_mask", None)
         encoded["labels"] = torch.tensor([label for _, label in batch])
         return encoded
 
@@ -105,54 +131,79 @@ def accuracy(model, loader, device, num_batches=None):
     return correct / total if total else float("nan")
 
 
-def parse_args(argv=None):
-    parser = ArgumentParser(description="IMDb 긍정/부정 분류: BERT 계열 모델 미세 튜닝(transformers).")
-    parser.add_argument("--model", default="distilbert",
+def build_parser(description, default_data_dir=".", data_help="train/validation/test.csv 가 있는 폴더"):
+    """두 스크립트(IMDb, SMS 스팸)가 함께 쓰는 옵션. 원서의 밑줄 표기(--use_attention_mask 등)도 받는다."""
+    parser = ArgumentParser(description=description)
+    parser.add_argument("--model", "--bert-model", default="distilbert",
                         help=f"{', '.join(MODELS)} 중 하나나 로컬 모델 폴더(기본: distilbert)")
     parser.add_argument("--trainable-layers", default="all", choices=TRAINABLE_LAYERS,
                         help="훈련할 층: all(기본), last_block, last_layer")
-    parser.add_argument("--data-dir", default=".", help="train/validation/test.csv 가 있는 폴더(기본: 현재 폴더)")
-    parser.add_argument("--max-length", type=int, default=256, help="리뷰를 자를 토큰 수(기본: 256)")
+    parser.add_argument("--use-attention-mask", type=parse_bool, nargs="?", const=True, default=True,
+                        metavar="{true,false}",
+                        help="패딩 토큰을 가리는 어텐션 마스크를 줄지(기본: true). false 면 패딩도 어텐션에 들어간다")
+    parser.add_argument("--data-dir", default=default_data_dir, help=f"{data_help}(기본: {default_data_dir})")
+    parser.add_argument("--max-length", type=int, default=256, help="텍스트를 자를 토큰 수(기본: 256)")
     parser.add_argument("--num-epochs", type=int, default=1, help="에포크 수(기본: 1)")
     parser.add_argument("--batch-size", type=int, default=8, help="배치 크기(기본: 8)")
-    parser.add_argument("--lr", type=float, default=5e-6, help="AdamW 학습률(기본: 5e-6)")
+    parser.add_argument("--lr", "--learning-rate", type=float, default=5e-6, help="AdamW 학습률(기본: 5e-6)")
     parser.add_argument("--max-steps", type=int, default=None, help="이 스텝 수만큼만 훈련한다")
+    parser.add_argument("--seed", type=int, default=123, help="난수 시드(기본: 123)")
     parser.add_argument("--device", default=None, help="cuda, mps, cpu 중 하나(기본: 자동 선택)")
-    parser.add_argument("--quick", action="store_true", default=QUICK, help="몇 스텝만 훈련한다(LLMFS_QUICK=1)")
-    args = parser.parse_args(argv)
+    parser.add_argument("--quick", action=argparse.BooleanOptionalAction, default=QUICK,
+                        help="몇 스텝만 훈련한다(LLMFS_QUICK=1 이면 기본으로 켜짐, --no-quick 으로 끔)")
+    return parser
+
+
+def check_args(parser, args):
+    """읽은 옵션을 일을 시작하기 전에 검사한다(잘못되면 argparse 오류로 멈춘다)."""
     for name in ("max_length", "num_epochs", "batch_size"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} 는 1 이상이어야 합니다(받은 값: {getattr(args, name)}).")
+    if args.max_steps is not None and args.max_steps < 1:
+        parser.error(f"--max-steps 는 1 이상이어야 합니다(받은 값: {args.max_steps}).")
+    if not args.lr > 0:
+        parser.error(f"--lr 은 0보다 커야 합니다(받은 값: {args.lr}).")
     try:
         args.model_name = resolve_model_name(args.model)
     except ValueError as error:
         parser.error(str(error))
-    missing = [name for name in ("train.csv", "validation.csv", "test.csv") if not (Path(args.data_dir) / name).is_file()]
+    return args
+
+
+def parse_args(argv=None):
+    parser = build_parser("IMDb 긍정/부정 분류: BERT 계열 모델 미세 튜닝(transformers).")
+    args = check_args(parser, parser.parse_args(argv))
+    missing = [f"{name}.csv" for name in SPLITS if not (Path(args.data_dir) / f"{name}.csv").is_file()]
     if missing:
         parser.error(f"{args.data_dir} 에 {', '.join(missing)} 이(가) 없습니다. 먼저 download_prepare_dataset.py 를 실행하세요.")
     return args
 
 
-def main(argv=None):
-    """훈련하고 {"train": …, "validation": …, "test": …} 정확도를 돌려준다."""
+def load_model(model_name, trainable_layers):
+    """허브 이름이나 로컬 폴더에서 토크나이저와 2 클래스 분류 모델을 읽고 훈련할 층을 정한다."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    args = parse_args(argv)
+    tokenizer = AutoTokenizer.from_pretrained(model_name)
+    model = AutoModelForSequenceClassification.from_pretrained(model_name, num_labels=2)
+    return tokenizer, set_trainable_layers(model, trainable_layers)
+
+
+def train_and_evaluate(args, splits):
+    """``splits`` ({"train": df, "validation": df, "test": df})로 훈련하고 세 세트의 정확도를 돌려준다."""
     max_steps, num_epochs, num_eval_batches = args.max_steps, args.num_epochs, None
     if args.quick:
         max_steps, num_epochs, num_eval_batches = (QUICK_SETTINGS[k] for k in ("max_steps", "num_epochs",
                                                                                 "num_eval_batches"))
     device = get_device(args.device)
-    set_seed(123)
-    tokenizer = AutoTokenizer.from_pretrained(args.model_name)
-    model = AutoModelForSequenceClassification.from_pretrained(args.model_name, num_labels=2)
-    set_trainable_layers(model, args.trainable_layers)
+    set_seed(args.seed)
+    tokenizer, model = load_model(args.model_name, args.trainable_layers)
     model.to(device)
     num_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    print(f"모델: {args.model_name} | 장치: {device} | 훈련할 파라미터: {num_trainable:,}개")
+    print(f"모델: {args.model_name} | 장치: {device} | 훈련할 파라미터: {num_trainable:,}개 | "
+          f"어텐션 마스크: {'씀' if args.use_attention_mask else '안 씀'}")
 
-    splits = {name: pd.read_csv(Path(args.data_dir) / f"{name}.csv") for name in ("train", "validation", "test")}
-    loaders = {name: make_loader(df, tokenizer, args.max_length, args.batch_size, shuffle=name == "train")
+    loaders = {name: make_loader(df, tokenizer, args.max_length, args.batch_size, shuffle=name == "train",
+                                 seed=args.seed, use_attention_mask=args.use_attention_mask)
                for name, df in splits.items()}
     optimizer = torch.optim.AdamW((p for p in model.parameters() if p.requires_grad), lr=args.lr)
     start, step = time.time(), 0
@@ -176,6 +227,13 @@ def main(argv=None):
     print(f"훈련 정확도: {accuracies['train'] * 100:.2f}% | 검증 정확도: {accuracies['validation'] * 100:.2f}% | "
           f"테스트 정확도: {accuracies['test'] * 100:.2f}%")
     return accuracies
+
+
+def main(argv=None):
+    """IMDb CSV로 훈련하고 {"train": …, "validation": …, "test": …} 정확도를 돌려준다."""
+    args = parse_args(argv)
+    splits = {name: pd.read_csv(Path(args.data_dir) / f"{name}.csv") for name in SPLITS}
+    return train_and_evaluate(args, splits)
 
 
 if __name__ == "__main__":
