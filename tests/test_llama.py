@@ -415,8 +415,11 @@ def test_llama3_tokenizer_special_tokens_and_round_trip(llama3_rank_file):
     assert special["<|begin_of_text|>"] == 128_000 and special["<|end_of_text|>"] == 128_001
     assert special["<|start_header_id|>"] == 128_006 and special["<|end_header_id|>"] == 128_007
     assert special["<|eot_id|>"] == 128_009
-    assert special["<|reserved_special_token_0|>"] == 128_002 and special["<|reserved_special_token_255|>"] == 128_257
-    assert "<|reserved_special_token_4|>" not in special  # 128006 은 start_header_id 자리
+    # 이름 있는 토큰 사이의 빈자리를 차례로 채운다: 0–3 은 128002–128005, 4 는 128008, 5 부터 128010 …, 250 은 128255
+    assert special["<|reserved_special_token_0|>"] == 128_002 and special["<|reserved_special_token_3|>"] == 128_005
+    assert special["<|reserved_special_token_4|>"] == 128_008 and special["<|reserved_special_token_5|>"] == 128_010
+    assert special["<|reserved_special_token_250|>"] == 128_255 and "<|reserved_special_token_251|>" not in special
+    assert sorted(special.values()) == list(range(128_000, 128_256))  # 모두 어휘 128,256개 안에
 
     text = "Hello, world! 12345 tokens\n\nnew   line"
     ids = tokenizer.encode(text, bos=True)

@@ -130,7 +130,7 @@ LLAMA3_PATTERN = (
     r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
 )
 
-# 이름이 있는 특수 토큰. 128,000 부터 256개가 특수 토큰 자리이고, 나머지는 <|reserved_special_token_i|> (128002 + i)
+# 이름이 있는 특수 토큰. 128,000 부터 256개가 특수 토큰 자리이고, 나머지 251개는 <|reserved_special_token_0|> … _250
 LLAMA3_SPECIAL_TOKENS = {
     "<|begin_of_text|>": 128_000,
     "<|end_of_text|>": 128_001,
@@ -147,10 +147,9 @@ class Llama3Tokenizer:
         path = _existing_file(model_path, "Llama 3 토크나이저")
         mergeable_ranks = load_tiktoken_bpe(str(path))
         self.special = dict(LLAMA3_SPECIAL_TOKENS)
-        taken = set(self.special.values())
-        self.special.update(
-            {f"<|reserved_special_token_{i}|>": 128_002 + i for i in range(256) if 128_002 + i not in taken}
-        )
+        # 128,000–128,255 의 남은 자리 251개를 차례로 <|reserved_special_token_0|> … _250 이 채운다(Meta 의 배치)
+        free = [token_id for token_id in range(128_000, 128_256) if token_id not in self.special.values()]
+        self.special.update({f"<|reserved_special_token_{i}|>": token_id for i, token_id in enumerate(free)})
         self.model = tiktoken.Encoding(
             name=path.name, pat_str=LLAMA3_PATTERN, mergeable_ranks=mergeable_ranks, special_tokens=self.special
         )
