@@ -202,3 +202,11 @@ def test_full_run_on_a_separable_spam_set_beats_the_majority_class(tmp_path):
     majority = pd.read_csv(tmp_path / "train.csv")["Label"].mode()[0]
     assert result["test"] >= 0.9
     assert result["test"] > (test_labels == majority).mean() + 0.3
+
+
+def test_existing_csvs_are_used_and_a_partial_set_is_not_overwritten(tmp_path, capsys):
+    (tmp_path / "train.csv").write_text("mine")
+    with pytest.raises(SystemExit):
+        ae.parse_args(["--output-dir", str(tmp_path)])
+    assert "train.csv 만 있습니다" in capsys.readouterr().err
+    assert (tmp_path / "train.csv").read_text() == "mine"

@@ -31,6 +31,7 @@ from llm_from_scratch.ch06 import (
 from llm_from_scratch.utils import QUICK, ArgumentParser, get_device, set_seed
 
 PAD_TOKEN_ID = 50256
+CSV_NAMES = ("train.csv", "validation.csv", "test.csv")
 # --model-size 이름 -> (OpenAI 체크포인트 크기, 설정). tiny 는 CPU 실험용 작은 구조다(사전 훈련 가중치 없음).
 MODEL_SIZES = {
     "gpt2-small (124M)": "124M",
@@ -319,7 +320,8 @@ def build_parser():
     parser.add_argument("--eval-iter", type=int, default=5, help="평가에 쓸 배치 수(기본: 5)")
     parser.add_argument("--max-steps", type=int, default=None, help="이 갱신 횟수만큼만 훈련한다")
     parser.add_argument("--seed", type=int, default=123, help="난수 시드(기본: 123)")
-    parser.add_argument("--output-dir", default=".", help="데이터 CSV를 둘 폴더(기본: 현재 폴더)")
+    parser.add_argument("--output-dir", default=".",
+                        help="데이터 CSV를 둘 폴더(기본: 현재 폴더). 세 CSV가 이미 있으면 그대로 쓴다")
     parser.add_argument("--models-dir", default="gpt2", help="GPT-2 가중치 폴더(기본: gpt2)")
     parser.add_argument("--device", default=None, help="cuda, mps, cpu 중 하나(기본: 자동 선택)")
     parser.add_argument("--quick", action=argparse.BooleanOptionalAction, default=QUICK,
@@ -339,6 +341,12 @@ def parse_args(argv=None):
         parser.error(f"--lr 은 0보다 커야 합니다(받은 값: {args.lr}).")
     if args.weights == "pretrained" and args.model_size == "tiny" and not args.quick:
         parser.error("--model-size tiny 에는 사전 훈련 가중치가 없습니다. --weights random 을 함께 쓰세요.")
+    existing = [name for name in CSV_NAMES if (Path(args.output_dir) / name).exists()]
+    if 0 < len(existing) < len(CSV_NAMES):
+        parser.error(
+            f"{args.output_dir} 에 {', '.join(existing)} 만 있습니다. 덮어쓰지 않으려고 멈췄습니다. "
+            "세 파일(train/validation/test.csv)을 모두 두거나 빈 폴더를 --output-dir 로 주세요."
+        )
     if args.no_padding:
         args.batch_size = 1  # 길이가 다른 예제는 한 배치에 쌓을 수 없다
     if args.quick:
@@ -354,8 +362,9 @@ def main(argv=None):
     args = parse_args(argv)
     device = get_device(args.device)
     output_dir = Path(args.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    prepare_spam_data(output_dir)
+    if not all((output_dir / name).exists() for name in CSV_NAMES):  # 셋 다 있으면 그대로 쓴다(덮어쓰지 않는다)
+        output_dir.mkdir(parents=True, exist_ok=True)
+        prepare_spam_data(output_dir)
 
     model = build_model(args, device)
     num_trainable = count_trainable(model)
