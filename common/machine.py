@@ -56,3 +56,41 @@ def print_machine_summary(device=None, file=None) -> dict:
         print(f"경고: 부하 평균 {info['load_avg']:.2f}이(가) 코어 수 {info['cores']}보다 큽니다. 다른 작업이 CPU를 나눠 쓰고 "
               "있어서 아래 시간은 실제보다 길게 나옵니다. 다른 작업을 멈추고 다시 재세요.", file=file)
     return info
+
+
+def native_bf16(device) -> tuple[bool, str]:
+    """이 장치가 bfloat16 행렬 곱을 전용 하드웨어로 하는지와 그 이유(한국어 한 문장).
+
+    - CUDA: ``torch.cuda.is_bf16_supported()`` (Ampere 이후 GPU 의 텐서 코어).
+    - CPU: 파이토치가 CPU 에서 찾은 명령어 집합(``torch.cpu.get_capabilities()``)에 AMX-BF16 행렬 유닛이나
+      AVX512-BF16 명령이 있으면 참이다. 없으면 bf16 은 fp32 로 바꿔 계산하므로 오히려 느리다.
+    - 그 밖의 장치(MPS 등)는 거짓으로 둔다.
+    """
+    import torch
+
+    device = torch.device(device)
+    if device.type == "cuda":
+        if torch.cuda.is_bf16_supported():
+            return True, f"GPU {torch.cuda.get_device_name(device)}가 bfloat16 텐서 코어 연산을 지원합니다"
+        return False, f"GPU {torch.cuda.get_device_name(device)}는 bfloat16 을 지원하지 않습니다"
+    if device.type != "cpu":
+        return False, f"{device.type} 장치에서는 bfloat16 을 자동으로 켜지 않습니다"
+    capabilities = _cpu_capabilities()
+    if capabilities.get("amx_bf16"):
+        return True, "CPU에 bfloat16 행렬 유닛(AMX-BF16)이 있습니다"
+    if capabilities.get("avx512_bf16"):
+        return True, "CPU에 bfloat16 행렬 곱 명령(AVX512-BF16)이 있습니다"
+    return False, "CPU에 bfloat16 행렬 곱 명령(AMX-BF16, AVX512-BF16)이 없어 fp32 로 계산합니다"
+
+
+def _cpu_capabilities() -> dict:
+    # torch.cpu.get_capabilities() 는 파이토치 2.5 무렵부터 있다. 없으면 옛 개별 검사 함수를 쓴다
+    import torch
+
+    get_capabilities = getattr(torch.cpu, "get_capabilities", None)
+    if get_capabilities is not None:
+        return dict(get_capabilities())
+    return {
+        "amx_bf16": bool(getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()),
+        "avx512_bf16": bool(getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)()),
+    }

@@ -12,6 +12,7 @@ import importlib
 import inspect
 import json
 import re
+import sys
 import textwrap
 from pathlib import Path
 
@@ -114,6 +115,30 @@ LISTINGS = [
             "_print_sample", "train_model_dpo", "plot_dpo_metrics",
         ],
     ),
+    ("ch05/07_gpt_to_llama/converting-gpt-to-llama2.ipynb", "llm_from_scratch.llama.llama_tokenizer", ["Llama2ChatFormat"]),
+    # 보너스 폴더의 도우미 파일은 패키지가 아니므로(폴더 이름에 '-') 모듈 자리에 저장소 기준 .py 경로를 적는다
+    (
+        "ch03/02_bonus_efficient-multihead-attention/mha-implementations.ipynb",
+        "ch03/02_bonus_efficient-multihead-attention/mha_variants.py",
+        ["_check_heads", "_check_length", "_causal_mask", "MultiHeadAttentionWrapperWithProj",
+         "MultiHeadAttentionCombinedQKV", "MHAEinsum", "MHAPyTorchSDPA", "MHAPyTorchSDPAMath", "MHAPyTorchClass",
+         "MHAPyTorchFlexAttention", "_copy", "copy_weights_from_mha", "build_variants", "benchmark_ms"],
+    ),
+    (
+        "ch05/09_extending-tokenizers/extend-tiktoken.ipynb",
+        "ch05/09_extending-tokenizers/extend_vocab.py",
+        ["extend_encoding", "_grown_rows", "resize_token_embeddings"],
+    ),
+    (
+        "ch05/08_memory_efficient_weight_loading/memory-efficient-state-dict.ipynb",
+        "ch05/08_memory_efficient_weight_loading/memory_benchmark.py",
+        ["save_per_tensor_files", "load_model", "PeakMemoryMonitor", "measure_in_this_process"],
+    ),
+    (
+        "ch02/02_bonus_bytepair-encoder/compare-bpe-tiktoken.ipynb",
+        "ch02/02_bonus_bytepair-encoder/tokenizer_comparison.py",
+        ["get_pairs", "GPT2Encoder", "load_gpt2_encoder"],
+    ),
 ]
 
 _MAGIC = re.compile(r"^\s*[!%].*$", re.MULTILINE)  # IPython 매직(!git, %pip)은 파이썬 문법이 아니다
@@ -157,8 +182,22 @@ def notebook_definitions(notebook_path):
     return found
 
 
+def _module(module_name):
+    """패키지 모듈 이름이면 import 하고, ``.py`` 로 끝나는 저장소 기준 경로면 그 파일을 읽는다(보너스 폴더의 도우미)."""
+    if module_name.endswith(".py"):
+        from support import load_module
+
+        path = REPO_ROOT / module_name
+        return sys.modules.get(f"listing_{path.stem}") or load_module(path, f"listing_{path.stem}")
+    return importlib.import_module(module_name)
+
+
+def _short(module_name):
+    return Path(module_name).stem if module_name.endswith(".py") else module_name.split(".")[-1]
+
+
 def module_definition(module_name, name):
-    obj = getattr(importlib.import_module(module_name), name)
+    obj = getattr(_module(module_name), name)
     node = ast.parse(textwrap.dedent(inspect.getsource(obj))).body[0]
     assert node.name == name
     return node
@@ -181,7 +220,7 @@ def test_listing_in_notebook_is_the_module_code(notebook, module_name, name):
 
 
 @pytest.mark.parametrize(
-    ("notebook", "module_name", "names"), LISTINGS, ids=[f"{Path(nb).stem}-{mod.split('.')[-1]}" for nb, mod, _ in LISTINGS]
+    ("notebook", "module_name", "names"), LISTINGS, ids=[f"{Path(nb).stem}-{_short(mod)}" for nb, mod, _ in LISTINGS]
 )
 def test_listings_appear_in_the_books_order(notebook, module_name, names):
     first_cell = {}

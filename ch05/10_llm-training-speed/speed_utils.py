@@ -8,12 +8,15 @@ import argparse
 import contextlib
 import time
 
+import psutil
+import tiktoken
 import torch
 from fast_gpt import FastGPTModel
 
 from llm_from_scratch.ch02 import create_dataloader_v1, load_the_verdict
 from llm_from_scratch.ch04 import GPT_CONFIG_124M, GPTModel
-from llm_from_scratch.ch05 import calc_loss_batch
+from llm_from_scratch.ch05 import calc_loss_batch, train_model_simple
+from llm_from_scratch.machine import native_bf16
 from llm_from_scratch.utils import device_name, nonnegative_int, positive_int
 
 __all__ = [
@@ -22,14 +25,17 @@ __all__ = [
     "QUICK_SETTINGS",
     "add_common_arguments",
     "add_optimization_arguments",
+    "auto_flag_reasons",
+    "build_optimized",
+    "format_memory",
     "format_result",
     "make_train_loader",
     "matmul_params",
-    "measure_matmul_peak_flops",
     "resolve_flags",
     "run_settings",
     "time_training",
     "train_baseline",
+    "train_full",
     "train_optimized",
 ]
 
@@ -61,7 +67,11 @@ OPTIMIZATION_FLAGS = {
     "native_layernorm": (True, "층 정규화를 F.layer_norm 커널로 계산한다"),
     "native_gelu": (True, "GELU 를 F.gelu(approximate='tanh') 커널로 계산한다"),
     "pad_vocab": (True, "어휘 크기를 64의 배수(50,257 -> 50,304)로 늘린다"),
-    "bf16": ("auto", "bfloat16 autocast 로 순전파를 계산한다(auto: bf16 을 지원하는 CUDA 에서만)"),
+    "bf16": (
+        "auto",
+        "bfloat16 autocast 로 순전파를 계산한다(auto: bf16 행렬 곱을 하드웨어로 하는 CUDA GPU 와 AMX-BF16/AVX512-BF16 CPU)",
+    ),
+    "tf32": ("auto", "CUDA 의 fp32 행렬 곱을 TF32 텐서 코어로 계산한다(auto: CUDA 에서만)"),
     "compile": ("auto", "torch.compile 로 모델을 컴파일한다(auto: CUDA 에서만)"),
     "pin_memory": ("auto", "배치를 pinned 메모리에 두고 non_blocking 으로 복사한다(auto: CUDA 에서만)"),
 }
@@ -93,23 +103,56 @@ def add_optimization_arguments(parser):
 
 
 def resolve_flags(args_or_flags, device):
-    """명령줄 값(또는 딕셔너리)의 ``auto``/``on``/``off`` 를 이 장치에서 쓸 True/False 로 바꾼다."""
+    """명령줄 값(또는 딕셔너리)의 ``auto``/``on``/``off`` 를 이 장치에서 쓸 True/False 로 바꾼다.
+
+    ``auto`` 는 bf16 만 하드웨어를 보고(``llm_from_scratch.machine.native_bf16``), 나머지는 CUDA 인지만 본다.
+    왜 그렇게 골랐는지는 ``auto_flag_reasons`` 가 말해 준다.
+    """
     raw = args_or_flags if isinstance(args_or_flags, dict) else vars(args_or_flags)
     flags = {}
     for name, (default, _) in OPTIMIZATION_FLAGS.items():
         value = raw.get(name, default)
         if value == "auto":
-            value = device.type == "cuda" and (name != "bf16" or torch.cuda.is_bf16_supported())
+            value = native_bf16(device)[0] if name == "bf16" else device.type == "cuda"
         elif value in ("on", "off"):
             value = value == "on"
         flags[name] = bool(value)
-    if flags["pin_memory"] and device.type != "cuda":
-        raise ValueError(
-            f"pin_memory 는 CUDA 에서만 의미가 있습니다(지금 장치: {device.type}). --pin-memory auto 나 off 를 쓰세요."
-        )
+    for name in ("pin_memory", "tf32"):
+        if flags[name] and device.type != "cuda":
+            raise ValueError(
+                f"{name} 는 CUDA 에서만 의미가 있습니다(지금 장치: {device.type}). --{name.replace('_', '-')} auto 나 "
+                "off 를 쓰세요."
+            )
     if flags["bf16"] and device.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise ValueError("이 GPU 는 bfloat16 을 지원하지 않습니다. --bf16 auto 나 off 를 쓰세요.")
     return flags
+
+
+def auto_flag_reasons(args_or_flags, device):
+    """``auto`` 로 둔 스위치마다 켜고 끈 이유를 한 줄씩 돌려준다(스크립트가 출력한다)."""
+    raw = args_or_flags if isinstance(args_or_flags, dict) else vars(args_or_flags)
+    reasons = []
+    for name, (default, _) in OPTIMIZATION_FLAGS.items():
+        if raw.get(name, default) != "auto":
+            continue
+        if name == "bf16":
+            on, why = native_bf16(device)
+        else:
+            on, why = device.type == "cuda", ("CUDA 장치입니다" if device.type == "cuda" else "CUDA 에서만 켭니다")
+        reasons.append(f"{name}: auto -> {'켬' if on else '끔'} ({why})")
+    return reasons
+
+
+@contextlib.contextmanager
+def tf32_matmul(enabled):
+    """``enabled`` 이면 안에서만 fp32 행렬 곱을 TF32 로 계산하게 하고, 나올 때 원래 설정으로 되돌린다."""
+    previous = torch.get_float32_matmul_precision()
+    if enabled:
+        torch.set_float32_matmul_precision("high")  # CUDA: TF32 텐서 코어(가수 10비트)로 fp32 행렬 곱
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(previous)
 
 
 def run_settings(quick, *, batch_size=None, context_length=None, timed_steps=None, warmup_steps=None):
@@ -153,6 +196,8 @@ def _batches(loader):
 def _sync(device):
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
 
 
 def time_training(
@@ -165,7 +210,9 @@ def time_training(
         non_blocking: 배치를 장치로 비동기 복사한다(CUDA 에서 pinned 메모리와 함께 쓸 때만 효과가 있다).
 
     Returns:
-        ``tokens_per_s`` (초당 훈련 토큰), ``seconds`` (잰 시간), ``warmup_seconds``, ``tokens``, ``last_loss``.
+        ``tokens_per_s`` (초당 훈련 토큰), ``seconds`` (잰 시간), ``warmup_seconds``, ``tokens``, ``last_loss``,
+        ``peak_memory`` (바이트)와 ``memory_kind``: CUDA 면 훈련 중 GPU 에 가장 많이 할당된 양, CPU 면 훈련 중
+        프로세스 상주 메모리(RSS)의 최댓값(모델·옵티마이저·데이터·파이썬까지 모두 포함).
     """
     model.train()
     autocast = (
@@ -176,6 +223,7 @@ def time_training(
     batches = _batches(loader)
     tokens = 0
     loss = None
+    memory = _PeakMemory(device)
 
     def step():
         input_batch, target_batch = next(batches)
@@ -186,6 +234,7 @@ def time_training(
             step_loss = calc_loss_batch(input_batch, target_batch, model, device)
         step_loss.backward()
         optimizer.step()
+        memory.sample()
         return step_loss, input_batch.numel()
 
     start = time.perf_counter()
@@ -206,7 +255,34 @@ def time_training(
         "warmup_seconds": warmup_seconds,
         "tokens": tokens,
         "last_loss": loss.item(),
+        "peak_memory": memory.peak(),
+        "memory_kind": memory.kind,
     }
+
+
+class _PeakMemory:
+    """훈련 중 메모리 최댓값: CUDA 는 파이토치 할당기의 통계, CPU 는 스텝마다 읽은 프로세스 RSS."""
+
+    def __init__(self, device):
+        self.device = device
+        self.kind = "GPU 최대 할당" if device.type == "cuda" else "프로세스 RSS 최대"
+        self.rss = 0
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+
+    def sample(self):
+        if self.device.type != "cuda":
+            self.rss = max(self.rss, psutil.Process().memory_info().rss)
+
+    def peak(self):
+        if self.device.type == "cuda":
+            return torch.cuda.max_memory_allocated(self.device)
+        return self.rss
+
+
+def format_memory(result):
+    """``time_training`` 결과의 메모리를 사람이 읽는 한 마디로: 예 ``"프로세스 RSS 최대 3.1 GB"``."""
+    return f"{result['memory_kind']} {result['peak_memory'] / 1e9:.2f} GB"
 
 
 def matmul_params(cfg):
@@ -220,21 +296,6 @@ def matmul_params(cfg):
     feed_forward = d * 4 * d + 4 * d + 4 * d * d + d
     norms = 2 * 2 * d
     return n_layers * (attention + feed_forward + norms) + 2 * d + d * vocab
-
-
-def measure_matmul_peak_flops(device, dtype=torch.float32, size=2048, repeats=5):
-    """``size`` x ``size`` 행렬 곱을 여러 번 재서 가장 빠른 것의 FLOP/s 를 돌려준다(이 머신의 실측 최대치)."""
-    a = torch.randn(size, size, device=device, dtype=dtype)
-    b = torch.randn(size, size, device=device, dtype=dtype)
-    a @ b  # 첫 호출의 준비 비용은 빼고 잰다
-    _sync(device)
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        a @ b
-        _sync(device)
-        best = min(best, time.perf_counter() - start)
-    return 2 * size**3 / best
 
 
 def train_baseline(settings, device, data_dir="."):
@@ -253,8 +314,8 @@ def train_baseline(settings, device, data_dir="."):
     )
 
 
-def train_optimized(settings, device, flags, data_dir="."):
-    """``flags`` (``resolve_flags`` 의 결과)에서 켠 최적화만 적용해 같은 훈련 스텝을 잰다."""
+def build_optimized(settings, device, flags):
+    """``flags`` 에서 켠 최적화로 모델과 옵티마이저를 만든다(속도 측정, 전체 훈련, DDP 스크립트가 함께 쓴다)."""
     torch.manual_seed(123)
     model = FastGPTModel(
         settings["cfg"],
@@ -266,21 +327,107 @@ def train_optimized(settings, device, flags, data_dir="."):
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=LEARNING_RATE, weight_decay=WEIGHT_DECAY, fused=flags["fused_adamw"]
     )
+    return model, optimizer
+
+
+def train_optimized(settings, device, flags, data_dir="."):
+    """``flags`` (``resolve_flags`` 의 결과)에서 켠 최적화만 적용해 같은 훈련 스텝을 잰다."""
+    model, optimizer = build_optimized(settings, device, flags)
     loader = make_train_loader(
         settings["cfg"]["context_length"], settings["batch_size"], data_dir, pin_memory=flags["pin_memory"]
     )
     # 컴파일은 첫 스텝(준비 스텝)에서 일어나므로 잰 시간에는 들어가지 않는다
     train_model = torch.compile(model) if flags["compile"] else model
-    return time_training(
-        train_model,
-        optimizer,
-        loader,
-        device,
-        warmup_steps=settings["warmup_steps"],
-        timed_steps=settings["timed_steps"],
-        autocast_dtype=torch.bfloat16 if flags["bf16"] else None,
-        non_blocking=flags["pin_memory"],
-    )
+    with tf32_matmul(flags["tf32"]):
+        return time_training(
+            train_model,
+            optimizer,
+            loader,
+            device,
+            warmup_steps=settings["warmup_steps"],
+            timed_steps=settings["timed_steps"],
+            autocast_dtype=torch.bfloat16 if flags["bf16"] else None,
+            non_blocking=flags["pin_memory"],
+        )
+
+
+class AutocastForward(torch.nn.Module):
+    """감싼 모델의 순전파만 autocast 안에서 계산하고 로짓은 float32 로 돌려준다.
+
+    5장의 ``train_model_simple`` 을 고치지 않고 bf16 으로 돌리려고 쓴다: 손실과 역전파는 autocast 밖에서
+    계산된다(파이토치가 권하는 방식). 그 밖의 속성(``tok_emb``, ``pos_emb`` 등)은 감싼 모델의 것을 그대로 보여 준다.
+    """
+
+    def __init__(self, model, device_type, dtype=torch.bfloat16):
+        super().__init__()
+        self.model = model
+        self.device_type = device_type
+        self.dtype = dtype
+
+    def __getattr__(self, name):
+        # 5장의 샘플 생성이 읽는 tok_emb, pos_emb 같은 속성은 감싼 모델의 것을 보여 준다
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(self.model, name)
+
+    def forward(self, in_idx):
+        with torch.autocast(device_type=self.device_type, dtype=self.dtype):
+            logits = self.model(in_idx)
+        return logits.float()
+
+
+# 책 5장 노트북의 훈련 설정(에포크 10, 5스텝마다 5배치로 평가, 에포크마다 샘플 생성)
+FULL_RUN = {"num_epochs": 10, "eval_freq": 5, "eval_iter": 5, "start_context": "Every effort moves you"}
+
+
+def train_full(settings, device, flags=None, data_dir=".", num_epochs=FULL_RUN["num_epochs"]):
+    """5장의 훈련을 끝까지 돌린다: ``flags`` 가 None 이면 책의 ``GPTModel``, 아니면 최적화한 경로.
+
+    데이터(앞 90% 훈련, 뒤 10% 검증), 시드, 옵티마이저, 평가 주기, 샘플 생성까지 5장 노트북과 같고, 루프는
+    5장의 ``train_model_simple`` 그대로다. 최적화 경로는 모델·옵티마이저·autocast·TF32·compile 만 바꾼다
+    (pinned 메모리는 5장 루프가 배치를 동기로 옮기므로 쓰지 않는다).
+
+    Returns:
+        ``seconds`` (평가와 샘플 생성을 포함한 벽시계), ``tokens`` (훈련한 토큰), ``tokens_per_s``,
+        ``train_loss``, ``val_loss`` (마지막 평가), ``steps``.
+    """
+    cfg = settings["cfg"]
+    text = load_the_verdict(data_dir)
+    split = int(0.9 * len(text))
+    loader_args = {"batch_size": settings["batch_size"], "max_length": cfg["context_length"],
+                   "stride": cfg["context_length"]}
+    torch.manual_seed(123)
+    train_loader = create_dataloader_v1(text[:split], drop_last=True, shuffle=True, **loader_args)
+    val_loader = create_dataloader_v1(text[split:], drop_last=False, shuffle=False, **loader_args)
+    if flags is None:
+        torch.manual_seed(123)
+        model = GPTModel(cfg).to(device)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE, weight_decay=WEIGHT_DECAY)
+    else:
+        model, optimizer = build_optimized(settings, device, flags)
+        if flags["compile"]:
+            model = torch.compile(model)
+        if flags["bf16"]:
+            model = AutocastForward(model, device.type)
+    _sync(device)
+    start = time.perf_counter()
+    with tf32_matmul(bool(flags and flags["tf32"])):
+        train_losses, val_losses, _ = train_model_simple(
+            model, train_loader, val_loader, optimizer, device, num_epochs, FULL_RUN["eval_freq"],
+            FULL_RUN["eval_iter"], FULL_RUN["start_context"], tiktoken.get_encoding("gpt2"),
+        )
+    _sync(device)
+    seconds = time.perf_counter() - start
+    tokens = num_epochs * len(train_loader) * settings["batch_size"] * cfg["context_length"]
+    return {
+        "seconds": seconds,
+        "tokens": tokens,
+        "tokens_per_s": tokens / seconds,
+        "train_loss": train_losses[-1],
+        "val_loss": val_losses[-1],
+        "steps": num_epochs * len(train_loader),
+    }
 
 
 def format_result(label, result, settings):
@@ -289,5 +436,6 @@ def format_result(label, result, settings):
     return (
         f"{label}: 초당 훈련 토큰 {result['tokens_per_s']:,.0f} "
         f"(스텝 {settings['timed_steps']}번 {result['seconds']:.1f}초, 준비 스텝 {result['warmup_seconds']:.1f}초, "
-        f"배치 {settings['batch_size']} x 문맥 {cfg['context_length']}, 마지막 손실 {result['last_loss']:.3f})"
+        f"배치 {settings['batch_size']} x 문맥 {cfg['context_length']}, 마지막 손실 {result['last_loss']:.3f}, "
+        f"{format_memory(result)})"
     )
