@@ -13,6 +13,7 @@ from llm_from_scratch.dpo import (
     PreferenceDataset,
     compute_dpo_loss,
     compute_dpo_loss_batch,
+    compute_dpo_loss_loader,
     compute_logprobs,
     load_preference_data,
     preference_collate_fn,
@@ -125,3 +126,39 @@ def test_dpo_training_raises_the_reward_margin_on_its_training_batches():
     assert margins[-1] > margins[0] + 0.1
     assert tracking["train_losses"][-1] < math.log(2) - 0.02
     assert all(not p.requires_grad for p in reference.parameters())
+
+
+def _rule_batches(seed, num_batches):
+    """``_synthetic_batches`` 와 같은 규칙(chosen 은 짝수 토큰, rejected 는 홀수 토큰)으로, 시드가 다른 새 예제를 만든다."""
+    generator = torch.Generator().manual_seed(seed)
+    items = []
+    for _ in range(4 * num_batches):
+        prompt = torch.randint(1, 50, (4,), generator=generator).tolist()
+        chosen = (torch.randint(1, 25, (5,), generator=generator) * 2 % 50).tolist()
+        rejected = (torch.randint(0, 25, (5,), generator=generator) * 2 + 1).tolist()
+        items.append({"prompt": prompt, "chosen": prompt + chosen, "rejected": prompt + rejected})
+    return [preference_collate_fn(items[i:i + 4], pad_token_id=0) for i in range(0, len(items), 4)]
+
+
+def test_dpo_training_raises_the_reward_margin_on_held_out_pairs():
+    """훈련에 쓰지 않은 쌍에서도 보상 차이가 커지고 손실이 ln 2 아래로 내려간다(손실의 부호나 참조 모델이 틀리면 실패)."""
+    torch.manual_seed(123)
+    policy = GPTModel(TINY_CONFIG)
+    reference = copy.deepcopy(policy)
+    reference_state = {k: v.clone() for k, v in reference.state_dict().items()}
+    train_batches, held_out = _rule_batches(1, 8), _rule_batches(2, 2)
+    before = compute_dpo_loss_loader(held_out, policy, reference, beta=0.1)
+    assert before[0] == pytest.approx(math.log(2), abs=1e-6) and before[1] - before[2] == pytest.approx(0.0, abs=1e-6)
+
+    optimizer = torch.optim.AdamW(policy.parameters(), lr=1e-2)
+    tracking = train_model_dpo(policy, reference, train_batches, held_out, optimizer, num_epochs=4, beta=0.1,
+                               eval_freq=8, eval_iter=2)
+    policy.eval()
+    with torch.no_grad():
+        loss, chosen_reward, rejected_reward = compute_dpo_loss_loader(held_out, policy, reference, beta=0.1)
+    # 이 설정에서 보상 차이는 약 0.7, 손실은 약 0.40 이 된다
+    assert chosen_reward - rejected_reward > 0.3
+    assert loss < math.log(2) - 0.1
+    assert tracking["val_reward_margins"][-1] > tracking["val_reward_margins"][0] + 0.3
+    # 참조 모델은 훈련 내내 그대로다
+    assert all(torch.equal(reference.state_dict()[k], v) for k, v in reference_state.items())
