@@ -66,11 +66,6 @@ class _Clock:
         return next(self.readings)
 
 
-def test_matmul_peak_is_flops_over_the_median_time(monkeypatch):
-    monkeypatch.setattr(fa, "time", _Clock(0.0, 0.002, 1.0, 1.001, 2.0, 2.004))  # 2 ms, 1 ms, 4 ms
-    assert fa.measure_matmul_peak(64, repeats=3) == pytest.approx(2 * 64**3 / 0.002)
-
-
 def test_training_throughput_counts_only_the_timed_steps(monkeypatch):
     monkeypatch.setattr(fa, "time", _Clock(10.0, 10.5))
     assert fa.train_tokens_per_second(TINY, 2, 8, steps=3, warmup=1) == pytest.approx(3 * 2 * 8 / 0.5)
@@ -111,3 +106,16 @@ def test_cuda_search_explains_itself_without_cuda():
 
 def test_reference_config_is_the_books_124m():
     assert fa.gpt2_config("gpt2-small (124M)")["emb_dim"] == GPT_CONFIG_124M["emb_dim"] == 768
+
+
+def test_sgd_measurement_and_memory_estimate_need_two_copies_instead_of_four():
+    adamw = fa.estimate_max_batch(TINY, 8, 10**9)
+    sgd = fa.estimate_max_batch(TINY, 8, 10**9, optimizer="sgd")
+    assert sgd["fixed_bytes"] * 2 == adamw["fixed_bytes"] == 4 * 4 * adamw["num_params"]
+    assert sgd["max_batch"] >= adamw["max_batch"]
+    assert fa.train_tokens_per_second(TINY, 1, 8, steps=1, warmup=0, optimizer="sgd") > 0
+    for bad in ("adam", "SGD"):
+        with pytest.raises(ValueError, match="optimizer"):
+            fa.train_tokens_per_second(TINY, 1, 8, optimizer=bad)
+        with pytest.raises(ValueError, match="optimizer"):
+            fa.estimate_max_batch(TINY, 8, 10**9, optimizer=bad)

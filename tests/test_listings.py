@@ -125,6 +125,12 @@ LISTINGS = [
          "MHAPyTorchFlexAttention", "_copy", "copy_weights_from_mha", "build_variants", "benchmark_ms"],
     ),
     (
+        "ch04/02_performance-analysis/flops-analysis.ipynb",
+        "ch04/02_performance-analysis/flops_analysis.py",
+        ["gpt2_config", "_check_sizes", "count_forward_flops", "analytic_linear_flops", "analytic_attention_flops",
+         "train_tokens_per_second", "activation_bytes_per_sample", "estimate_max_batch", "find_max_batch_cuda"],
+    ),
+    (
         "ch05/09_extending-tokenizers/extend-tiktoken.ipynb",
         "ch05/09_extending-tokenizers/extend_vocab.py",
         ["extend_encoding", "_grown_rows", "resize_token_embeddings"],

@@ -3,13 +3,12 @@
 - ``count_forward_flops``: ``torch.utils.flop_counter.FlopCounterMode`` 로 순전파 FLOPs 를 센다. 모델을 메타 장치
   (모양만 있고 데이터는 없는 장치)에 만들면 1.5B 모델도 메모리와 계산 없이 바로 센다.
 - ``analytic_linear_flops``, ``analytic_attention_flops``: 같은 값을 식으로 계산한다.
-- ``measure_matmul_peak``: 이 컴퓨터가 큰 행렬 곱에서 내는 FLOP/s(MFU 의 분모).
-- ``train_tokens_per_second``: 훈련 단계(순전파+역전파+AdamW)의 초당 토큰 수.
+- ``train_tokens_per_second``: 훈련 단계(순전파+역전파+AdamW 또는 SGD)의 초당 토큰 수.
+- MFU 의 분모(행렬 곱 최대 FLOP/s)와 식은 5장 훈련 속도 보너스와 함께 쓰는 ``llm_from_scratch.mfu`` 에 있다.
 - ``activation_bytes_per_sample``, ``estimate_max_batch``: 메모리 어림으로 최대 배치 크기(CPU),
   ``find_max_batch_cuda``: 실제로 늘려 보며 찾기(CUDA).
 """
 
-import statistics
 import time
 from collections import Counter
 
@@ -26,7 +25,6 @@ __all__ = [
     "estimate_max_batch",
     "find_max_batch_cuda",
     "gpt2_config",
-    "measure_matmul_peak",
     "train_tokens_per_second",
 ]
 
@@ -77,42 +75,32 @@ def count_forward_flops(cfg, batch_size, num_tokens, device="meta"):
     return counter.get_total_flops(), dict(by_op)
 
 
-def measure_matmul_peak(size=2048, repeats=5, dtype=torch.float32, device="cpu"):
-    """``size×size`` 행렬 곱의 FLOP/s 중앙값. 이 장치가 실제로 낼 수 있는 최고 속도의 어림값이다."""
-    if size < 1 or repeats < 1:
-        raise ValueError(f"size 와 repeats 는 1 이상이어야 합니다(size={size}, repeats={repeats}).")
-    a = torch.randn(size, size, dtype=dtype, device=device)
-    b = torch.randn(size, size, dtype=dtype, device=device)
-    a @ b  # 첫 실행(메모리 할당, 커널 선택)은 재지 않는다
-    times = []
-    for _ in range(repeats):
-        if a.device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        a @ b
-        if a.device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return 2 * size**3 / statistics.median(times)
+def train_tokens_per_second(cfg, batch_size, num_tokens, steps=2, warmup=1, device="cpu", seed=123, optimizer="adamw"):
+    """훈련 단계(순전파, 크로스 엔트로피, 역전파, 가중치 갱신)를 돌려 초당 토큰 수를 잰다.
 
-
-def train_tokens_per_second(cfg, batch_size, num_tokens, steps=2, warmup=1, device="cpu", seed=123):
-    """AdamW 로 훈련 단계(순전파, 크로스 엔트로피, 역전파, 가중치 갱신)를 돌려 초당 토큰 수를 잰다."""
+    ``optimizer="sgd"`` 는 상태가 없는 SGD 로 갱신한다. AdamW 의 상태 두 벌(파라미터 2배 메모리)이 메모리에 들어가지
+    않는 큰 모델도 잴 수 있고, 행렬 곱 FLOPs(순전파·역전파)는 옵티마이저와 상관없이 같다.
+    """
     _check_sizes(batch_size, num_tokens, cfg)
     if steps < 1 or warmup < 0:
         raise ValueError(f"steps 는 1 이상, warmup 은 0 이상이어야 합니다(steps={steps}, warmup={warmup}).")
+    if optimizer not in ("adamw", "sgd"):
+        raise ValueError(f"optimizer 는 'adamw' 나 'sgd' 여야 합니다(받은 값: {optimizer!r}).")
     torch.manual_seed(seed)
     model = GPTModel(cfg).to(device).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.1)
+    if optimizer == "adamw":
+        update = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.1)
+    else:
+        update = torch.optim.SGD(model.parameters(), lr=1e-4)
     idx = torch.randint(0, cfg["vocab_size"], (batch_size, num_tokens + 1), device=device)
     inputs, targets = idx[:, :-1], idx[:, 1:]
 
     def step():
-        optimizer.zero_grad(set_to_none=True)
+        update.zero_grad(set_to_none=True)
         logits = model(inputs)
         loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten())
         loss.backward()
-        optimizer.step()
+        update.step()
         if inputs.device.type == "cuda":
             torch.cuda.synchronize()
 
@@ -151,16 +139,18 @@ def activation_bytes_per_sample(cfg, num_tokens, dtype=torch.float32):
     return total + logits.numel() * logits.element_size()
 
 
-def estimate_max_batch(cfg, num_tokens, memory_bytes, dtype=torch.float32):
+def estimate_max_batch(cfg, num_tokens, memory_bytes, dtype=torch.float32, optimizer="adamw"):
     """메모리 ``memory_bytes`` 에 들어가는 최대 배치 크기의 어림값과 그 내역.
 
-    AdamW 훈련에는 파라미터, 그레이디언트, 옵티마이저 상태 두 벌 = 파라미터 4벌이 고정으로 들고,
-    나머지를 샘플당 활성화 메모리로 나눈다. 임시 버퍼와 단편화는 빠져 있으므로 실제로는 이보다 조금 작다.
+    AdamW 훈련에는 파라미터, 그레이디언트, 옵티마이저 상태 두 벌 = 파라미터 4벌이 고정으로 들고(상태 없는 SGD 는
+    2벌), 나머지를 샘플당 활성화 메모리로 나눈다. 임시 버퍼와 단편화는 빠져 있으므로 실제로는 이보다 조금 작다.
     """
+    if optimizer not in ("adamw", "sgd"):
+        raise ValueError(f"optimizer 는 'adamw' 나 'sgd' 여야 합니다(받은 값: {optimizer!r}).")
     with torch.device("meta"):
         num_params = sum(p.numel() for p in GPTModel(cfg).parameters())
     element = torch.empty(0, dtype=dtype).element_size()
-    fixed = 4 * num_params * element
+    fixed = (4 if optimizer == "adamw" else 2) * num_params * element
     per_sample = activation_bytes_per_sample(cfg, num_tokens, dtype)
     max_batch = max(0, int((memory_bytes - fixed) // per_sample))
     return {"max_batch": max_batch, "fixed_bytes": fixed, "per_sample_bytes": per_sample, "num_params": num_params}

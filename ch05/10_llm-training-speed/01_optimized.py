@@ -3,7 +3,7 @@
 ``fast_gpt.FastGPTModel`` (``GPTModel`` 과 같은 가중치, 더 빠른 커널)과 fused AdamW 등으로 기준선과 같은
 훈련 스텝을 재서 초당 훈련 토큰 수를 출력한다. 최적화마다 스위치가 있어 하나씩 끄고 켜 볼 수 있다.
 
-    python 01_optimized.py                    # 기본 스위치(이 CPU 에서 도움이 된 것만 켜짐)
+    python 01_optimized.py                    # 기본 스위치(auto 는 장치를 보고 고르고, 이유를 출력한다)
     python 01_optimized.py --no-sdpa          # SDPA 만 끄고
     python 01_optimized.py --bf16 on --compile on
 """
@@ -12,6 +12,7 @@
 from speed_utils import (
     add_common_arguments,
     add_optimization_arguments,
+    auto_flag_reasons,
     format_result,
     resolve_flags,
     run_settings,
@@ -40,6 +41,8 @@ def main(argv=None):
     device = get_device(args.device)
     flags = resolve_flags(args, device)
     print(f"장치: {device}")
+    for reason in auto_flag_reasons(args, device):
+        print("자동 선택 -", reason)
     print("켠 최적화:", ", ".join(name for name, on in flags.items() if on) or "없음")
     result = train_optimized(settings, device, flags, args.data_dir)
     print(format_result("최적화", result, settings))
