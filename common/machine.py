@@ -83,6 +83,16 @@ def native_bf16(device) -> tuple[bool, str]:
     return False, "CPU에 bfloat16 행렬 곱 명령(AMX-BF16, AVX512-BF16)이 없어 fp32 로 계산합니다"
 
 
+def resolve_bf16(choice: str, device) -> tuple[bool, str]:
+    """명령줄의 ``--bf16 {auto,on,off}`` 를 (켤지, 이유)로 바꾼다. ``auto`` 는 ``native_bf16`` 을 따른다."""
+    if choice not in ("auto", "on", "off"):
+        raise ValueError(f"bf16 은 auto, on, off 중 하나여야 합니다(받은 값: {choice!r}).")
+    if choice == "auto":
+        on, why = native_bf16(device)
+        return on, f"auto: {why}"
+    return choice == "on", f"명령줄 옵션 --bf16 {choice}"
+
+
 def _cpu_capabilities() -> dict:
     # torch.cpu.get_capabilities() 는 파이토치 2.5 무렵부터 있다. 없으면 옛 개별 검사 함수를 쓴다
     import torch

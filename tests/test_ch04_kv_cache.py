@@ -1,5 +1,6 @@
 """4장 보너스(KV 캐시): 캐시 생성이 generate_text_simple 과 같은 토큰을 내는지, 캐시 초기화, state_dict 호환."""
 
+import importlib
 import re
 import subprocess
 import sys
@@ -140,7 +141,7 @@ def test_cached_generation_needs_the_cache_model(models):
 
 def test_benchmark_runs_in_quick_mode(tmp_path):
     result = subprocess.run(
-        [sys.executable, str(KV_DIR / "benchmark.py"), "--quick"],
+        [sys.executable, str(KV_DIR / "benchmark.py"), "--quick", "--bf16", "off"],
         check=False,
         cwd=tmp_path,
         capture_output=True,
@@ -158,3 +159,21 @@ def test_benchmark_runs_in_quick_mode(tmp_path):
     assert ratio_hf == pytest.approx(kv / hf, rel=0.05, abs=0.02)
     # 세 방식이 만든 토큰이 모두 같아야 한다(같은 무작위 가중치, 그리디 디코딩)
     assert "캐시 없음 = KV 캐시 예, KV 캐시 = transformers 예" in result.stdout
+    assert "정밀도: float32 (명령줄 옵션 --bf16 off)" in result.stdout
+
+
+def test_benchmark_bf16_casts_both_models_and_says_why(tmp_path, monkeypatch):
+    sys.path.insert(0, str(KV_DIR))
+    try:
+        benchmark = importlib.import_module("benchmark")
+    finally:
+        sys.path.remove(str(KV_DIR))
+    hf_model, model = benchmark.build_models(benchmark.TINY_CONFIG, 123, torch.device("cpu"), torch.bfloat16)
+    assert {p.dtype for p in hf_model.parameters()} == {p.dtype for p in model.parameters()} == {torch.bfloat16}
+    result = subprocess.run(
+        [sys.executable, str(KV_DIR / "benchmark.py"), "--quick", "--bf16", "on"],
+        check=False, cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "정밀도: bfloat16 (명령줄 옵션 --bf16 on)" in result.stdout
+    assert len(re.findall(r"[\d.]+ 토큰/초", result.stdout)) == 3

@@ -720,3 +720,16 @@ def test_bad_checkpoint_layouts_fail_with_korean_messages(tmp_path):
     with pytest.raises(ValueError, match="128,256"):
         write_synthetic_llama_checkpoint(repo, tmp_path / "v", {**SYNTH_LLAMA3, "vocab_size": 1000})
     assert not (tmp_path / "m").exists() and not (tmp_path / "v").exists()  # 확인이 먼저, 파일은 그다음
+
+
+@pytest.mark.parametrize(("choice", "dtype"), [("on", "bfloat16"), ("off", "float32")])
+def test_benchmark_bf16_switch_casts_both_models(capsys, choice, dtype):
+    benchmark = _benchmark_module()
+    benchmark.main(["--quick", "--bf16", choice])
+    out = capsys.readouterr().out
+    assert f"무작위 가중치, {dtype}(명령줄 옵션 --bf16 {choice})" in out
+    assert "두 방식이 만든 토큰이 같은가:" in out
+    cfg = {**benchmark.reduced_config(benchmark.argparse.Namespace(
+        vocab_size=256, context_length=64, emb_dim=64, n_heads=4, n_kv_groups=2, n_layers=2, hidden_dim=128))}
+    hf_model, model = benchmark.build_models(cfg, 123, getattr(torch, dtype))
+    assert {p.dtype for p in hf_model.parameters()} | {p.dtype for p in model.parameters()} == {getattr(torch, dtype)}

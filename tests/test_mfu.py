@@ -71,3 +71,12 @@ def test_native_bf16_reads_pytorchs_cpu_capabilities(monkeypatch, capabilities, 
 def test_native_bf16_is_off_on_other_devices():
     on, why = machine.native_bf16("meta")
     assert on is False and "meta" in why
+
+
+def test_resolve_bf16_follows_the_command_line_then_the_hardware(monkeypatch):
+    monkeypatch.setattr(machine, "native_bf16", lambda device: (True, "CPU에 AMX-BF16이 있습니다"))
+    assert machine.resolve_bf16("auto", "cpu") == (True, "auto: CPU에 AMX-BF16이 있습니다")
+    assert machine.resolve_bf16("off", "cpu") == (False, "명령줄 옵션 --bf16 off")
+    assert machine.resolve_bf16("on", "cpu")[0] is True
+    with pytest.raises(ValueError, match="'yes'"):
+        machine.resolve_bf16("yes", "cpu")

@@ -17,7 +17,7 @@ import torch
 from tqdm import tqdm
 
 from llm_from_scratch.llama import LLAMA32_CONFIG_1B, Llama3Model, generate_cached, load_weights_into_llama
-from llm_from_scratch.machine import print_machine_summary
+from llm_from_scratch.machine import print_machine_summary, resolve_bf16
 from llm_from_scratch.utils import ArgumentParser
 
 WARMUP_TOKENS = 3
@@ -38,8 +38,8 @@ def reduced_config(args):
     }
 
 
-def build_models(cfg, seed):
-    """같은 무작위 가중치를 가진 (transformers 모델, 우리 모델)."""
+def build_models(cfg, seed, dtype=torch.float32):
+    """같은 무작위 가중치를 가진 (transformers 모델, 우리 모델)을 ``dtype`` 으로 만든다."""
     from transformers import LlamaConfig, LlamaForCausalLM
     from transformers.utils import logging
 
@@ -71,16 +71,16 @@ def build_models(cfg, seed):
     hf_model.generation_config.pad_token_id = 0
     # transformers 모델의 설정(config.json 과 같은 딕셔너리)을 함께 주어 헤드 배치가 맞는지 확인한다
     model = load_weights_into_llama(Llama3Model(cfg).eval(), cfg, hf_model.state_dict(), checkpoint_config=hf_config.to_dict())
-    return hf_model, model
+    return hf_model.to(dtype), model.to(dtype)
 
 
-def run_benchmark(cfg, prompt_tokens, max_new_tokens, seed, repeats):
+def run_benchmark(cfg, prompt_tokens, max_new_tokens, seed, repeats, dtype=torch.float32):
     """두 방식으로 ``max_new_tokens`` 개를 만들고 방식마다 (이름, 초당 토큰들, CPU 초당 토큰들, 새 토큰)을 돌려준다.
 
     벽시계 시간과 함께 이 프로세스가 쓴 CPU 시간(``time.process_time``)도 잰다. 다른 작업과 CPU 를 나눠 쓰는
     머신에서는 기다린 시간이 벽시계 시간에 섞이지만 CPU 시간에는 섞이지 않는다.
     """
-    hf_model, model = build_models(cfg, seed)
+    hf_model, model = build_models(cfg, seed, dtype)
     idx = torch.randint(0, cfg["vocab_size"], (1, prompt_tokens), generator=torch.Generator().manual_seed(seed))
 
     def ours(n):
@@ -136,6 +136,12 @@ def main(argv=None):
     parser.add_argument("--repeats", type=_positive, default=5, help="방식마다 반복 횟수, 중앙값을 쓴다 (기본: %(default)s)")
     parser.add_argument("--num-threads", type=_positive, default=None, help="PyTorch CPU 스레드 수 (기본: PyTorch 기본값)")
     parser.add_argument("--seed", type=int, default=123, help="무작위 가중치와 프롬프트의 시드 (기본: %(default)s)")
+    parser.add_argument(
+        "--bf16",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="가중치와 계산을 bfloat16 으로(auto: CPU 에 AMX-BF16/AVX512-BF16 이 있으면 bf16, 없으면 float32)",
+    )
     parser.add_argument("--quick", action="store_true", help="아주 작은 모델과 토큰 8개로 모든 경로만 빠르게 확인")
     args = parser.parse_args(argv)
 
@@ -155,14 +161,16 @@ def main(argv=None):
         torch.set_num_threads(args.num_threads)
 
     cfg = reduced_config(args)
+    bf16, why = resolve_bf16(args.bf16, "cpu")
+    dtype = torch.bfloat16 if bf16 else torch.float32
     print(
         f"모델: Llama 3.2 모양(emb_dim {cfg['emb_dim']}, 헤드 {cfg['n_heads']}, 키·값 헤드 {cfg['n_kv_groups']}, "
-        f"층 {cfg['n_layers']}, hidden_dim {cfg['hidden_dim']}, 어휘 {cfg['vocab_size']:,}), 무작위 가중치, float32, CPU "
+        f"층 {cfg['n_layers']}, hidden_dim {cfg['hidden_dim']}, 어휘 {cfg['vocab_size']:,}), 무작위 가중치, {'bfloat16' if bf16 else 'float32'}({why}), CPU "
         f"스레드 {torch.get_num_threads()}개"
     )
     print(f"프롬프트 {args.prompt_tokens} 토큰, 새 토큰 {args.max_new_tokens}개, 반복 {args.repeats}번(중앙값)", flush=True)
     print_machine_summary()
-    results = run_benchmark(cfg, args.prompt_tokens, args.max_new_tokens, args.seed, args.repeats)
+    results = run_benchmark(cfg, args.prompt_tokens, args.max_new_tokens, args.seed, args.repeats, dtype)
 
     width = max(len(name) for name, *_ in results)
     for name, wall, cpu, _ in results:
