@@ -342,7 +342,7 @@ def test_reflected_dataset_saves_as_chapter7_json_with_originals(tmp_path):
 
 
 def test_demo_replies_match_the_first_chapter7_entries_and_show_both_fallbacks():
-    data = _json(CH07 / "01_main-chapter-code" / "instruction-data.json")[:6]
+    data = _json(REPO_ROOT / "data" / "instruction-data.json")[:6]  # 저장소가 싣고 있는 7장 데이터(내려받은 사본이 아니라)
     reflected, summary, prompts, _ = _run_reflection_through_fake_openai(data, generation.demo_reflection_reply)
     assert [(e["reflection"]["new_instruction_found"], e["reflection"]["better_answer_found"]) for e in reflected] == [
         (True, True), (True, False), (False, True), (True, True), (True, True), (False, False),
