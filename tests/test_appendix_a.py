@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from support import load_module
 from torch.utils.data import DataLoader
 
 from llm_from_scratch.appendix_a import NeuralNetwork, ToyDataset, compute_accuracy, toy_data
@@ -160,3 +161,28 @@ def test_torchrun_script_explains_how_to_launch_when_run_directly(tmp_path):
     )
     assert result.returncode != 0
     assert "LOCAL_RANK" in result.stderr and "torchrun" in result.stderr
+
+
+def test_spawn_script_retries_with_a_new_port_when_another_program_took_it(monkeypatch):
+    script = load_module(CODE_DIR / "DDP-script.py", "ddp_script_port_retry")
+    ports, calls = iter([41001, 41002]), []
+
+    def fake_spawn(fn, args, nprocs):
+        calls.append(os.environ["MASTER_PORT"])
+        if len(calls) == 1:
+            raise script.mp.ProcessRaisedException("DistNetworkError: ... EADDRINUSE, address already in use", 0, 1)
+
+    monkeypatch.delenv("MASTER_PORT", raising=False)
+    monkeypatch.setenv("MASTER_ADDR", "localhost")
+    monkeypatch.setattr(script, "find_free_port", lambda: next(ports))
+    monkeypatch.setattr(script.mp, "spawn", fake_spawn)
+    monkeypatch.setattr(sys, "argv", ["DDP-script.py", "--device", "cpu"])
+    script.main()
+    assert calls == ["41001", "41002"]
+
+    # 사용자가 정한 포트는 바꾸지 않고, 다른 오류는 다시 시도하지 않는다
+    monkeypatch.setenv("MASTER_PORT", "42000")
+    calls.clear()
+    with pytest.raises(script.mp.ProcessRaisedException):
+        script.main()
+    assert calls == ["42000"]

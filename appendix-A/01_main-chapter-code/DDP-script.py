@@ -19,6 +19,8 @@ import torch.multiprocessing as mp
 from llm_from_scratch.appendix_a import ddp_train
 from llm_from_scratch.utils import ArgumentParser, positive_int
 
+PORT_ATTEMPTS = 3  # 고른 포트를 그 사이 다른 프로그램이 가져가면 새 포트로 다시 시도하는 횟수
+
 
 def find_free_port():
     """지금 비어 있는 localhost 포트 번호를 하나 고른다."""
@@ -70,11 +72,21 @@ def main():
 
     # 모든 프로세스가 같은 주소·포트로 0번 프로세스를 찾아간다(직접 정해 두었으면 그 값을 쓴다)
     os.environ.setdefault("MASTER_ADDR", "localhost")
-    os.environ.setdefault("MASTER_PORT", str(find_free_port()))
+    port_given = "MASTER_PORT" in os.environ
 
     print(f"PyTorch {torch.__version__}, 장치 {device_type}, 프로세스 {world_size}개", flush=True)
-    # spawn은 ddp_train(rank, *args)를 프로세스마다 부르며 rank를 0, 1, … 로 채워 준다
-    mp.spawn(ddp_train, args=(world_size, args.num_epochs, device_type), nprocs=world_size)
+    for attempt in range(1, PORT_ATTEMPTS + 1):
+        if not port_given:
+            os.environ["MASTER_PORT"] = str(find_free_port())
+        try:
+            # spawn은 ddp_train(rank, *args)를 프로세스마다 부르며 rank를 0, 1, … 로 채워 준다
+            mp.spawn(ddp_train, args=(world_size, args.num_epochs, device_type), nprocs=world_size)
+            return
+        except mp.ProcessRaisedException as error:
+            # 고른 포트를 0번 프로세스가 열기 전에 다른 프로그램이 가져갔다(EADDRINUSE): 훈련 전이므로 새 포트로 다시 띄운다
+            if port_given or "EADDRINUSE" not in str(error) or attempt == PORT_ATTEMPTS:
+                raise
+            print(f"포트 {os.environ['MASTER_PORT']}를 다른 프로그램이 먼저 썼습니다. 새 포트로 다시 시작합니다.", flush=True)
 
 
 if __name__ == "__main__":
