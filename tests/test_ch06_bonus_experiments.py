@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from llm_from_scratch.ch04 import GPTModel
 from llm_from_scratch.ch06 import add_classification_head
+from llm_from_scratch.classification import select_logits
 
 SCRIPT = Path(__file__).resolve().parents[1] / "ch06" / "02_bonus_additional-experiments" / "additional_experiments.py"
 
@@ -81,10 +82,16 @@ def test_disable_causal_mask_lets_early_tokens_see_later_ones():
 def test_token_positions_and_average_embeddings():
     logits = torch.arange(2 * 4 * 2, dtype=torch.float).view(2, 4, 2)
     inputs = torch.tensor([[5, 6, 50256, 50256], [5, 6, 7, 8]])
-    assert torch.equal(ae.select_logits(logits, inputs, "first"), logits[:, 0])
-    assert torch.equal(ae.select_logits(logits, inputs, "last"), logits[:, -1])
-    assert torch.equal(ae.select_logits(logits, inputs, "flexible"), torch.stack([logits[0, 1], logits[1, 3]]))
-    assert torch.equal(ae.select_logits(logits, inputs, "last", average_embeddings=True), logits.mean(dim=1))
+    assert torch.equal(select_logits(logits, inputs, "first"), logits[:, 0])
+    assert torch.equal(select_logits(logits, inputs, "last"), logits[:, -1])
+    assert torch.equal(select_logits(logits, inputs, "flexible"), torch.stack([logits[0, 1], logits[1, 3]]))
+    # 원서처럼 패딩까지 평균(추가 실험의 감싸개)과, 진짜 토큰만 평균(IMDb 스크립트)
+    assert torch.equal(select_logits(logits, inputs, average_embeddings=True, average_padding=True), logits.mean(dim=1))
+    assert torch.equal(select_logits(logits, inputs, average_embeddings=True),
+                       torch.stack([logits[0, :2].mean(dim=0), logits[1].mean(dim=0)]))
+    assert ae.ClassifierView(torch.nn.Identity(), average_embeddings=True).average_padding is True
+    with pytest.raises(ValueError, match="token_pos"):
+        select_logits(logits, inputs, "middle")
 
 
 def test_flexible_position_ignores_how_much_padding_follows():

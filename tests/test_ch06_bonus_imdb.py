@@ -210,7 +210,7 @@ def test_trainable_token_pos_first_reads_position_zero_and_last_reads_the_end():
 
 def test_flexible_and_average_embeddings_use_only_real_tokens():
     model = _tiny_gpt()
-    pad = train_gpt.PAD_TOKEN_ID
+    pad = 50256  # <|endoftext|>, 6장의 패딩 토큰
     text = [11, 22, 33]
     short = torch.tensor([text + [pad] * 2])
     long = torch.tensor([text + [pad] * 12])

@@ -28,9 +28,10 @@ from llm_from_scratch.ch06 import (
     load_pretrained_gpt2,
     prepare_spam_data,
 )
+from llm_from_scratch.classification import PAD_TOKEN_ID, TOKEN_POSITIONS, parse_context_length
+from llm_from_scratch.classification import ClassifierView as _ClassifierView
 from llm_from_scratch.utils import QUICK, ArgumentParser, get_device, set_seed
 
-PAD_TOKEN_ID = 50256
 CSV_NAMES = ("train.csv", "validation.csv", "test.csv")
 # --model-size 이름 -> (OpenAI 체크포인트 크기, 설정). tiny 는 CPU 실험용 작은 구조다(사전 훈련 가중치 없음).
 MODEL_SIZES = {
@@ -42,7 +43,6 @@ MODEL_SIZES = {
 }
 TINY_CONFIG = {"emb_dim": 64, "n_layers": 2, "n_heads": 4}
 TRAINABLE_LAYERS = ("all", "last_block", "last_two_blocks", "last_layer", "lora", "lora_alternative")
-TOKEN_POSITIONS = ("first", "last", "flexible")
 QUICK_SETTINGS = {"num_epochs": 1, "max_steps": 3, "eval_iter": 1, "num_eval_batches": 2, "model_size": "tiny"}
 
 
@@ -142,39 +142,11 @@ def build_model(args, device):
 # ---------------------------------------------------------------------------
 
 
-def select_logits(logits, input_batch, token_pos="last", average_embeddings=False, pad_token_id=PAD_TOKEN_ID):
-    """(배치, 토큰, 클래스) 로짓에서 예제마다 한 줄을 고른다.
-
-    average_embeddings 면 모든 위치의 평균을, 아니면 첫 토큰(first), 마지막 위치(last),
-    또는 패딩을 뺀 마지막 진짜 토큰(flexible)을 쓴다.
-    """
-    if average_embeddings:
-        return logits.mean(dim=1)
-    if token_pos == "first":
-        return logits[:, 0, :]
-    if token_pos == "last":
-        return logits[:, -1, :]
-    if token_pos == "flexible":
-        lengths = (input_batch != pad_token_id).sum(dim=1).clamp(min=1)
-        return logits[torch.arange(logits.shape[0], device=logits.device), lengths - 1, :]
-    raise ValueError(f"token_pos 는 {', '.join(TOKEN_POSITIONS)} 중 하나여야 합니다(받은 값: {token_pos!r}).")
-
-
-class ClassifierView(torch.nn.Module):
-    """고른 위치의 로짓 하나만 (배치, 1, 클래스) 모양으로 내놓는 감싸개.
-
-    이렇게 하면 6장의 ``calc_accuracy_loader`` (마지막 위치를 읽는다)를 고치지 않고 그대로 쓸 수 있다.
-    """
+class ClassifierView(_ClassifierView):
+    """공용 감싸개와 같되, 원서처럼 ``--average-embeddings`` 가 패딩까지 모든 위치를 평균한다."""
 
     def __init__(self, model, token_pos="last", average_embeddings=False):
-        super().__init__()
-        self.model = model
-        self.token_pos = token_pos
-        self.average_embeddings = average_embeddings
-
-    def forward(self, input_batch):
-        logits = self.model(input_batch)
-        return select_logits(logits, input_batch, self.token_pos, self.average_embeddings).unsqueeze(1)
+        super().__init__(model, token_pos, average_embeddings, average_padding=True)
 
 
 def calc_loss_batch(input_batch, target_batch, model, device, ignore_index=-100):
@@ -198,27 +170,9 @@ class UnpaddedSpamDataset(SpamDataset):
         return encoded[:length], label
 
 
-def parse_context_length(value):
-    """``--context-length``: longest(원서의 longest_training_example 도 받음), model_context_length, 또는 양의 정수."""
-    if value in ("longest", "longest_training_example"):
-        return "longest"
-    if value == "model_context_length":
-        return value
-    try:
-        number = int(value)
-    except ValueError:
-        number = 0
-    if number < 1:
-        raise argparse.ArgumentTypeError(
-            "--context-length 는 longest(longest_training_example), model_context_length 또는 양의 정수여야 합니다"
-            f"(받은 값: {value!r})."
-        )
-    return number
-
-
 def create_loaders(folder, tokenizer, context_length, model_context_length, batch_size, no_padding, seed):
     """train/validation/test CSV 로 데이터 로더 세 개를 만든다(6장과 같이 훈련 로더만 섞고 마지막 덜 찬 배치를 버린다)."""
-    if context_length == "longest":
+    if context_length in ("longest", "longest_training_example"):
         max_length = None
     elif context_length == "model_context_length":
         max_length = model_context_length

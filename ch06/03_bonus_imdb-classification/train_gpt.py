@@ -27,9 +27,9 @@ from llm_from_scratch.ch06 import (
     load_pretrained_gpt2,
     train_classifier_simple,
 )
+from llm_from_scratch.classification import TOKEN_POSITIONS, ClassifierView, parse_context_length
 from llm_from_scratch.utils import QUICK, ArgumentParser, get_device, set_seed
 
-PAD_TOKEN_ID = 50256
 # --model-size 값 -> 원서의 이름(GPT2_MODEL_CONFIGS 의 키). tiny 는 CPU 실험용 작은 구조로 무작위 가중치만 있다.
 MODEL_SIZES = {
     "124M": "gpt2-small (124M)",
@@ -41,8 +41,6 @@ MODEL_SIZES = {
 SIZE_ALIASES = {name: size for size, name in MODEL_SIZES.items() if name}  # 원서의 표기 "gpt2-small (124M)" 도 받는다
 TINY_CONFIG = {"emb_dim": 64, "n_layers": 2, "n_heads": 4}
 TRAINABLE_LAYERS = ("last_block", "all", "last_layer", "none")  # last_layer(원서)와 none(6장)은 둘 다 헤드만
-TOKEN_POSITIONS = ("first", "last", "flexible")
-CONTEXT_CHOICES = ("longest_training_example", "model_context_length")
 QUICK_SETTINGS = {"num_epochs": 1, "max_steps": 3, "eval_freq": 1, "eval_iter": 1, "num_eval_batches": 2}
 
 
@@ -58,28 +56,6 @@ def parse_model_size(value):
         names = ", ".join([*MODEL_SIZES, *SIZE_ALIASES])
         raise argparse.ArgumentTypeError(f"알 수 없는 모델 크기 {value!r} 입니다. {names} 중 하나를 주세요.")
     return size
-
-
-def parse_context_length(value):
-    """``--context-length``: longest_training_example(longest), model_context_length, 또는 양의 정수."""
-    if value in ("longest_training_example", "longest"):
-        return "longest_training_example"
-    if value == "model_context_length":
-        return value
-    try:
-        number = int(value)
-    except ValueError:
-        number = 0
-    if number < 1:
-        raise argparse.ArgumentTypeError(
-            f"longest_training_example, model_context_length 또는 양의 정수여야 합니다(받은 값: {value!r})."
-        )
-    return number
-
-
-# ---------------------------------------------------------------------------
-# 모델: 가중치(사전 훈련/무작위), 분류 헤드, 분류에 쓸 위치
-# ---------------------------------------------------------------------------
 
 
 def model_config(model_size, context_length=1024):
@@ -105,48 +81,6 @@ def build_model(weights, model_size, models_dir, trainable_layers, seed=123):
     head_only = trainable_layers in ("last_layer", "none")
     return add_classification_head(model, num_classes=2, trainable_layers="none" if head_only else trainable_layers,
                                    seed=seed)
-
-
-def select_logits(logits, input_batch, token_pos="last", average_embeddings=False, pad_token_id=PAD_TOKEN_ID):
-    """(배치, 토큰, 클래스) 로짓에서 예제마다 한 줄을 고른다.
-
-    average_embeddings 면 패딩이 아닌 위치들의 평균을(헤드가 선형이므로 출력 임베딩 평균에 헤드를 씌운 것과 같다),
-    아니면 첫 토큰(first), 마지막 위치(last), 패딩을 뺀 마지막 진짜 토큰(flexible)을 쓴다.
-    """
-    real = input_batch != pad_token_id
-    empty = ~real.any(dim=1)
-    real[empty, 0] = True  # 텍스트가 비어 모두 패딩이면 첫 위치를 쓴다
-    if average_embeddings:
-        weights = real.to(logits.dtype).unsqueeze(-1)
-        return (logits * weights).sum(dim=1) / weights.sum(dim=1)
-    if token_pos == "first":
-        return logits[:, 0, :]
-    if token_pos == "last":
-        return logits[:, -1, :]
-    if token_pos == "flexible":
-        last_real = real.sum(dim=1) - 1
-        return logits[torch.arange(logits.shape[0], device=logits.device), last_real, :]
-    raise ValueError(f"token_pos 는 {', '.join(TOKEN_POSITIONS)} 중 하나여야 합니다(받은 값: {token_pos!r}).")
-
-
-class ClassifierView(torch.nn.Module):
-    """고른 위치의 로짓만 (배치, 1, 클래스) 모양으로 내놓는 감싸개.
-
-    6장의 ``train_classifier_simple`` 과 ``calc_accuracy_loader`` 는 마지막 위치를 읽으므로, 이 감싸개를 주면
-    고치지 않고 그대로 쓸 수 있다.
-    """
-
-    def __init__(self, model, token_pos="last", average_embeddings=False):
-        super().__init__()
-        if token_pos not in TOKEN_POSITIONS:
-            raise ValueError(f"token_pos 는 {', '.join(TOKEN_POSITIONS)} 중 하나여야 합니다(받은 값: {token_pos!r}).")
-        self.model = model
-        self.token_pos = token_pos
-        self.average_embeddings = average_embeddings
-
-    def forward(self, input_batch):
-        logits = self.model(input_batch)
-        return select_logits(logits, input_batch, self.token_pos, self.average_embeddings).unsqueeze(1)
 
 
 # ---------------------------------------------------------------------------
