@@ -30,11 +30,9 @@ from speed_utils import (
     add_optimization_arguments,
     auto_flag_reasons,
     format_memory,
-    make_train_loader,
     resolve_flags,
     run_settings,
-    tf32_matmul,
-    time_training,
+    time_with_flags,
     train_baseline,
     train_full,
     train_optimized,
@@ -80,26 +78,14 @@ def hf_gpt2_config(cfg):
 
 
 def train_transformers(settings, device, flags, data_dir="."):
-    """transformers ``GPT2LMHeadModel`` 을 같은 데이터·스텝·autocast 로 잰다(옵티마이저는 fused AdamW)."""
+    """transformers ``GPT2LMHeadModel`` 을 같은 데이터·스텝·스위치로 잰다(옵티마이저는 fused AdamW)."""
     from transformers import GPT2LMHeadModel
 
     torch.manual_seed(123)
     model = HFLogits(GPT2LMHeadModel(hf_gpt2_config(settings["cfg"]))).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE, weight_decay=WEIGHT_DECAY, fused=True)
-    loader = make_train_loader(
-        settings["cfg"]["context_length"], settings["batch_size"], data_dir, pin_memory=flags["pin_memory"]
-    )
-    with tf32_matmul(flags["tf32"]):
-        return time_training(
-            model,
-            optimizer,
-            loader,
-            device,
-            warmup_steps=settings["warmup_steps"],
-            timed_steps=settings["timed_steps"],
-            autocast_dtype=torch.bfloat16 if flags["bf16"] else None,
-            non_blocking=flags["pin_memory"],
-        )
+    # compile 은 최적화 경로와 같게 켜고 끈다(transformers 도 torch.compile 할 수 있다)
+    return time_with_flags(model, optimizer, settings, device, flags, data_dir)
 
 
 def parse_args(argv=None):

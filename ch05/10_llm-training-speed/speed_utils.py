@@ -30,10 +30,10 @@ __all__ = [
     "format_memory",
     "format_result",
     "make_train_loader",
-    "matmul_params",
     "resolve_flags",
     "run_settings",
     "time_training",
+    "time_with_flags",
     "train_baseline",
     "train_full",
     "train_optimized",
@@ -285,19 +285,6 @@ def format_memory(result):
     return f"{result['memory_kind']} {result['peak_memory'] / 1e9:.2f} GB"
 
 
-def matmul_params(cfg):
-    """한 토큰을 처리할 때 행렬 곱에 쓰이는 파라미터 수(토큰·위치 임베딩 표는 조회일 뿐이라 뺀다).
-
-    훈련 FLOP 은 토큰당 약 6 x 이 값이다(순전파 2, 역전파 4). 어텐션 점수 계산(문맥 길이에 비례)은 넣지 않는다.
-    """
-    d, n_layers, vocab = cfg["emb_dim"], cfg["n_layers"], cfg["vocab_size"]
-    qkv_bias = 3 * d if cfg["qkv_bias"] else 0
-    attention = 3 * d * d + qkv_bias + d * d + d
-    feed_forward = d * 4 * d + 4 * d + 4 * d * d + d
-    norms = 2 * 2 * d
-    return n_layers * (attention + feed_forward + norms) + 2 * d + d * vocab
-
-
 def train_baseline(settings, device, data_dir="."):
     """기준선: 4장 ``GPTModel`` 과 5장의 AdamW(lr 0.0004, weight decay 0.1)를 그대로 잰다."""
     torch.manual_seed(123)
@@ -330,9 +317,8 @@ def build_optimized(settings, device, flags):
     return model, optimizer
 
 
-def train_optimized(settings, device, flags, data_dir="."):
-    """``flags`` (``resolve_flags`` 의 결과)에서 켠 최적화만 적용해 같은 훈련 스텝을 잰다."""
-    model, optimizer = build_optimized(settings, device, flags)
+def time_with_flags(model, optimizer, settings, device, flags, data_dir="."):
+    """만든 모델과 옵티마이저를 ``flags`` 의 데이터·정밀도 스위치(pinned 메모리, TF32, compile, bf16)로 잰다."""
     loader = make_train_loader(
         settings["cfg"]["context_length"], settings["batch_size"], data_dir, pin_memory=flags["pin_memory"]
     )
@@ -349,6 +335,12 @@ def train_optimized(settings, device, flags, data_dir="."):
             autocast_dtype=torch.bfloat16 if flags["bf16"] else None,
             non_blocking=flags["pin_memory"],
         )
+
+
+def train_optimized(settings, device, flags, data_dir="."):
+    """``flags`` (``resolve_flags`` 의 결과)에서 켠 최적화만 적용해 같은 훈련 스텝을 잰다."""
+    model, optimizer = build_optimized(settings, device, flags)
+    return time_with_flags(model, optimizer, settings, device, flags, data_dir)
 
 
 class AutocastForward(torch.nn.Module):
