@@ -434,6 +434,21 @@ def load_weights_into_llama(model, cfg, params, checkpoint_config=None):
     return model
 
 
+# 블록마다 Meta 의 원래 이름 -> Hugging Face 이름. 쿼리·키는 RoPE 배치(짝수·홀수 쌍 / 앞뒤 절반)도 바꿔야 한다
+META_TO_HF_LAYER_KEYS = {
+    "attention.wq.weight": "self_attn.q_proj.weight",
+    "attention.wk.weight": "self_attn.k_proj.weight",
+    "attention.wv.weight": "self_attn.v_proj.weight",
+    "attention.wo.weight": "self_attn.o_proj.weight",
+    "attention_norm.weight": "input_layernorm.weight",
+    "feed_forward.w1.weight": "mlp.gate_proj.weight",
+    "feed_forward.w3.weight": "mlp.up_proj.weight",
+    "feed_forward.w2.weight": "mlp.down_proj.weight",
+    "ffn_norm.weight": "post_attention_layernorm.weight",
+}
+_ROPE_KEYS = ("attention.wq.weight", "attention.wk.weight")
+
+
 def meta_to_hf_rope_layout(weight, n_heads):
     """Meta 체크포인트의 쿼리·키 행렬을 이 모델(과 Hugging Face)의 RoPE 배치로 바꾼다.
 
@@ -468,19 +483,9 @@ def load_meta_llama2_weights(model, cfg, params, checkpoint_config=None):
     }
     for layer in range(cfg["n_layers"]):
         meta, hf = f"layers.{layer}.", f"model.layers.{layer}."
-        hf_params.update(
-            {
-                hf + "self_attn.q_proj.weight": meta_to_hf_rope_layout(params[meta + "attention.wq.weight"], n_heads),
-                hf + "self_attn.k_proj.weight": meta_to_hf_rope_layout(params[meta + "attention.wk.weight"], n_heads),
-                hf + "self_attn.v_proj.weight": params[meta + "attention.wv.weight"],
-                hf + "self_attn.o_proj.weight": params[meta + "attention.wo.weight"],
-                hf + "input_layernorm.weight": params[meta + "attention_norm.weight"],
-                hf + "mlp.gate_proj.weight": params[meta + "feed_forward.w1.weight"],
-                hf + "mlp.up_proj.weight": params[meta + "feed_forward.w3.weight"],
-                hf + "mlp.down_proj.weight": params[meta + "feed_forward.w2.weight"],
-                hf + "post_attention_layernorm.weight": params[meta + "ffn_norm.weight"],
-            }
-        )
+        for meta_key, hf_key in META_TO_HF_LAYER_KEYS.items():
+            weight = params[meta + meta_key]
+            hf_params[hf + hf_key] = meta_to_hf_rope_layout(weight, n_heads) if meta_key in _ROPE_KEYS else weight
     return load_weights_into_llama(model, cfg, hf_params, checkpoint_config)
 
 
@@ -656,17 +661,9 @@ def write_synthetic_llama_checkpoint(repo_id, folder, cfg, seed=123):
                 "output.weight": state["lm_head.weight"]}
         for layer in range(cfg["n_layers"]):
             p, m = f"model.layers.{layer}.", f"layers.{layer}."
-            meta |= {
-                m + "attention.wq.weight": hf_to_meta_rope_layout(state[p + "self_attn.q_proj.weight"], n_heads),
-                m + "attention.wk.weight": hf_to_meta_rope_layout(state[p + "self_attn.k_proj.weight"], n_heads),
-                m + "attention.wv.weight": state[p + "self_attn.v_proj.weight"],
-                m + "attention.wo.weight": state[p + "self_attn.o_proj.weight"],
-                m + "feed_forward.w1.weight": state[p + "mlp.gate_proj.weight"],
-                m + "feed_forward.w2.weight": state[p + "mlp.down_proj.weight"],
-                m + "feed_forward.w3.weight": state[p + "mlp.up_proj.weight"],
-                m + "attention_norm.weight": state[p + "input_layernorm.weight"],
-                m + "ffn_norm.weight": state[p + "post_attention_layernorm.weight"],
-            }
+            for meta_key, hf_key in META_TO_HF_LAYER_KEYS.items():
+                weight = state[p + hf_key]
+                meta[m + meta_key] = hf_to_meta_rope_layout(weight, n_heads) if meta_key in _ROPE_KEYS else weight
         torch.save(meta, folder / "consolidated.00.pth")
         (folder / "params.json").write_text(json.dumps(params, indent=2) + "\n", encoding="utf-8")
     else:  # Hugging Face 형식
