@@ -135,7 +135,19 @@ def ddp_runs(tmp_path_factory):
         ],
         cwd,
     )
-    return {"spawn": _finish(spawn), "torchrun": _finish(torchrun)}
+    (cwd / "threads_after_ddp.py").write_text(THREADS_AFTER_DDP, encoding="utf-8")
+    closed = _start([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "threads_after_ddp.py"], cwd)
+    return {"spawn": _finish(spawn), "torchrun": _finish(torchrun), "closed": _finish(closed)}
+
+
+# ddp_train 이 돌아온 뒤 프로세스에 남은 스레드 이름을 출력한다(리눅스 /proc)
+THREADS_AFTER_DDP = """
+import os
+from llm_from_scratch.appendix_a import ddp_train
+ddp_train(int(os.environ["LOCAL_RANK"]), int(os.environ["WORLD_SIZE"]), 1, "cpu")
+names = sorted(open(f"/proc/self/task/{task}/comm").read().strip() for task in os.listdir("/proc/self/task"))
+print(f"남은 스레드 {os.environ['LOCAL_RANK']}: {names}", flush=True)
+"""
 
 
 @pytest.mark.parametrize("launcher", ["spawn", "torchrun"])
@@ -146,6 +158,16 @@ def test_ddp_script_trains_on_two_cpu_ranks_to_accuracy_one(ddp_runs, launcher):
         assert len(re.findall(rf"^\[CPU{rank}\] 에포크 \d{{3}}/003", output, flags=re.MULTILINE)) == 3, output
         assert re.search(rf"^\[CPU{rank}\] 훈련 정확도 1\.0$", output, flags=re.MULTILINE), output
         assert re.search(rf"^\[CPU{rank}\] 테스트 정확도 1\.0$", output, flags=re.MULTILINE), output
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="스레드 목록을 /proc 에서 읽는다(리눅스)")
+def test_ddp_train_joins_the_gloo_threads_before_python_exits(ddp_runs):
+    # gloo 작업 스레드가 파이썬 종료 때까지 살아 있으면 열 번에 한 번쯤 "terminate called ..." 로 중단된다
+    returncode, output = ddp_runs["closed"]
+    assert returncode == 0, output
+    left = re.findall(r"^남은 스레드 \d: (.*)$", output, flags=re.MULTILINE)
+    assert len(left) == 2, output
+    assert all("gloo" not in names for names in left), output
 
 
 def test_torchrun_script_explains_how_to_launch_when_run_directly(tmp_path):

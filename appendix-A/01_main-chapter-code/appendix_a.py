@@ -6,11 +6,16 @@ A.7의 정확도 계산(``compute_accuracy``), A.9.3의 DistributedDataParallel(
 프로세스를 띄우는 방법만 다르고, 각 프로세스가 하는 일은 여기 있는 ``ddp_train`` 하나다.
 """
 
+import gc
 import sys
 from datetime import timedelta
 
 import torch
 import torch.distributed as dist
+
+# DDP가 처음 만들어질 때 이 모듈을 불러오는데, 그 함수들의 기본 인수(group=group.WORLD)가 그 순간의 기본 그룹을
+# 영영 붙잡는다. 그룹을 만들기 전에 미리 불러 두면 기본값이 None이 되어 close_process_group()이 그룹을 다 닫을 수 있다.
+import torch.distributed.nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
@@ -18,6 +23,7 @@ from torch.utils.data.distributed import DistributedSampler
 __all__ = [
     "NeuralNetwork",
     "ToyDataset",
+    "close_process_group",
     "compute_accuracy",
     "ddp_setup",
     "ddp_train",
@@ -130,6 +136,23 @@ def ddp_setup(rank, world_size, backend):
     dist.init_process_group(backend=backend, rank=rank, world_size=world_size, timeout=DDP_TIMEOUT)
 
 
+def close_process_group():
+    """프로세스 그룹을 닫고, 백엔드의 작업 스레드가 모두 끝날 때까지 기다린다.
+
+    ``dist.destroy_process_group()``은 그룹을 목록에서 지울 뿐이라, DDP 모델이 아직 그룹을 쥐고 있으면 gloo(CPU)의
+    작업 스레드가 파이썬이 끝날 때까지 살아 있다. 그 스레드가 마지막으로 지우는 역전파의 all-reduce 작업에는 파이썬
+    객체가 딸려 있어 GIL이 필요한데, 그때 파이썬이 이미 종료 중이면 프로세스가
+    ``terminate called without an active exception``으로 중단된다(CPU 두 개에서 열 번에 한 번쯤). 그래서 DDP 모델을
+    다 쓴 뒤(모델을 만든 함수가 끝난 뒤) 부른다: 남은 순환 참조를 지우고 그룹의 마지막 참조를 놓으면, 파이토치가
+    GIL을 내려놓은 채 작업 스레드가 끝나기를 기다린다. 이 모듈을 그룹을 만들기 전에 불러와야 한다(위의
+    ``torch.distributed.nn`` 가져오기 참고).
+    """
+    group = dist.group.WORLD
+    dist.destroy_process_group()
+    gc.collect()  # DDP 모델과 리듀서가 순환 참조로 남아 있으면 여기서 지워져 group 이 마지막 참조가 된다
+    del group  # 그룹이 사라지며 작업 스레드를 기다린다(이 동안 GIL을 놓으므로 스레드가 정리를 마칠 수 있다)
+
+
 def prepare_dataset(batch_size=2):
     """훈련용 로더(DistributedSampler로 프로세스마다 데이터를 나눈다)와 평가용 로더 두 개를 만든다.
 
@@ -169,42 +192,47 @@ def ddp_train(rank, world_size, num_epochs=3, device_type="cuda"):
         torch.set_num_threads(1)  # 프로세스 여러 개가 CPU 코어를 나눠 쓰므로 서로 다투지 않게 한다
     ddp_setup(rank, world_size, backend="nccl" if device_type == "cuda" else "gloo")
     try:
-        device = torch.device("cuda", rank) if device_type == "cuda" else torch.device("cpu")
-        label = f"[{device_type.upper()}{rank}]"
-        train_loader, train_eval_loader, test_loader = prepare_dataset()
-        if len(train_loader) == 0:
-            raise ValueError(
-                f"프로세스가 {world_size}개면 프로세스마다 훈련 샘플이 {len(train_loader.sampler)}개뿐이라 "
-                f"크기 {train_loader.batch_size}인 배치를 만들 수 없습니다. 프로세스 수를 줄이세요."
-            )
-
-        torch.manual_seed(123)
-        model = NeuralNetwork(num_inputs=2, num_outputs=2).to(device)
-        optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
-        # DDP가 0번 프로세스의 가중치를 모두에게 복사하고, backward 때 그레이디언트를 평균한다
-        model = DDP(model, device_ids=[rank] if device_type == "cuda" else None)
-
-        for epoch in range(num_epochs):
-            train_loader.sampler.set_epoch(epoch)  # 에포크마다 다르게 섞는다
-            model.train()
-            for features, labels in train_loader:
-                features, labels = features.to(device), labels.to(device)
-                logits = model(features)
-                loss = torch.nn.functional.cross_entropy(logits, labels)
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-                _print_line(
-                    f"{label} 에포크 {epoch + 1:03d}/{num_epochs:03d} | 배치 크기 {labels.shape[0]:03d} "
-                    f"| 훈련 손실 {loss.item():.2f}"
-                )
-
-        train_acc = compute_accuracy(model, train_eval_loader, device=device)
-        test_acc = compute_accuracy(model, test_loader, device=device)
-        _print_line(f"{label} 훈련 정확도 {train_acc}")
-        _print_line(f"{label} 테스트 정확도 {test_acc}")
+        _train_replica(rank, world_size, num_epochs, device_type)
         # 모든 프로세스가 끝난 뒤 함께 그룹을 닫는다. 먼저 끝난 프로세스가 그룹을 닫으면 아직 연결을 쓰는
         # 다른 프로세스가 종료하면서 중단(SIGABRT)될 수 있다.
         dist.barrier()
     finally:
-        dist.destroy_process_group()
+        close_process_group()
+
+
+def _train_replica(rank, world_size, num_epochs, device_type):
+    """모델 사본 하나를 DDP로 훈련하고 정확도를 출력한다. 모델은 이 함수가 끝나면 사라진다."""
+    device = torch.device("cuda", rank) if device_type == "cuda" else torch.device("cpu")
+    label = f"[{device_type.upper()}{rank}]"
+    train_loader, train_eval_loader, test_loader = prepare_dataset()
+    if len(train_loader) == 0:
+        raise ValueError(
+            f"프로세스가 {world_size}개면 프로세스마다 훈련 샘플이 {len(train_loader.sampler)}개뿐이라 "
+            f"크기 {train_loader.batch_size}인 배치를 만들 수 없습니다. 프로세스 수를 줄이세요."
+        )
+
+    torch.manual_seed(123)
+    model = NeuralNetwork(num_inputs=2, num_outputs=2).to(device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    # DDP가 0번 프로세스의 가중치를 모두에게 복사하고, backward 때 그레이디언트를 평균한다
+    model = DDP(model, device_ids=[rank] if device_type == "cuda" else None)
+
+    for epoch in range(num_epochs):
+        train_loader.sampler.set_epoch(epoch)  # 에포크마다 다르게 섞는다
+        model.train()
+        for features, labels in train_loader:
+            features, labels = features.to(device), labels.to(device)
+            logits = model(features)
+            loss = torch.nn.functional.cross_entropy(logits, labels)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            _print_line(
+                f"{label} 에포크 {epoch + 1:03d}/{num_epochs:03d} | 배치 크기 {labels.shape[0]:03d} "
+                f"| 훈련 손실 {loss.item():.2f}"
+            )
+
+    train_acc = compute_accuracy(model, train_eval_loader, device=device)
+    test_acc = compute_accuracy(model, test_loader, device=device)
+    _print_line(f"{label} 훈련 정확도 {train_acc}")
+    _print_line(f"{label} 테스트 정확도 {test_acc}")

@@ -33,6 +33,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
 
+from llm_from_scratch.appendix_a import close_process_group
 from llm_from_scratch.ch02 import GPTDatasetV1, load_the_verdict
 from llm_from_scratch.ch05 import calc_loss_batch
 from llm_from_scratch.utils import QUICK, ArgumentParser, positive_int
@@ -115,7 +116,7 @@ def main(argv=None):
         # 모든 프로세스가 끝난 뒤 함께 그룹을 닫는다(먼저 닫은 프로세스가 다른 프로세스의 종료를 깨뜨리지 않게)
         dist.barrier()
     finally:
-        dist.destroy_process_group()
+        close_process_group()  # 부록 A: gloo 작업 스레드까지 끝낸 뒤 파이썬이 종료되게
 
 
 def train(args, settings, device, flags, epochs, rank, world_size):
