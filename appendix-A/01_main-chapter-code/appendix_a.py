@@ -12,13 +12,14 @@ from datetime import timedelta
 
 import torch
 import torch.distributed as dist
-
-# DDP가 처음 만들어질 때 이 모듈을 불러오는데, 그 함수들의 기본 인수(group=group.WORLD)가 그 순간의 기본 그룹을
-# 영영 붙잡는다. 그룹을 만들기 전에 미리 불러 두면 기본값이 None이 되어 close_process_group()이 그룹을 다 닫을 수 있다.
-import torch.distributed.nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
+
+if dist.is_available():
+    # DDP가 처음 만들어질 때 이 모듈을 불러오는데, 그 함수들의 기본 인수(group=group.WORLD)가 그 순간의 기본 그룹을
+    # 영영 붙잡는다. 그룹을 만들기 전에 미리 불러 두면 기본값이 None이 되어 close_process_group()이 그룹을 다 닫는다.
+    import torch.distributed.nn
 
 __all__ = [
     "NeuralNetwork",
