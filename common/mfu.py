@@ -15,14 +15,9 @@ import time
 
 import torch
 
+from llm_from_scratch.utils import synchronize
+
 __all__ = ["matmul_peak_flops", "model_flops_utilization", "training_flops_per_token"]
-
-
-def _sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    elif device.type == "mps":
-        torch.mps.synchronize()
 
 
 def matmul_peak_flops(device="cpu", dtype=torch.float32, size=2048, repeats=5):
@@ -38,12 +33,12 @@ def matmul_peak_flops(device="cpu", dtype=torch.float32, size=2048, repeats=5):
     a = torch.randn(size, size, device=device, dtype=dtype)
     b = torch.randn(size, size, device=device, dtype=dtype)
     a @ b  # 첫 호출(메모리 할당, 커널 선택)은 재지 않는다
-    _sync(device)
+    synchronize(device)
     best = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
         a @ b
-        _sync(device)
+        synchronize(device)
         best = min(best, time.perf_counter() - start)
     return 2 * size**3 / best
 

@@ -30,6 +30,7 @@ __all__ = [
     "positive_int",
     "refuse_to_overwrite",
     "set_seed",
+    "synchronize",
     "writable_dir",
 ]
 
@@ -80,6 +81,15 @@ def get_device(preferred=None) -> torch.device:
         raise ValueError(f"장치 {preferred!r} 를 골랐지만 이 머신에서는 MPS를 쓸 수 없습니다. 'cpu' 나 'auto' 를 쓰세요.")
     return torch.device(name)
 
+
+
+def synchronize(device) -> None:
+    """``device`` 에 넣어 둔 계산이 끝날 때까지 기다린다. GPU 는 비동기로 돌므로 시간을 재기 전후에 부른다(CPU 는 할 일 없음)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
 
 # ---------------------------------------------------------------------------
 # 명령줄 인자 검사(argparse 의 type=): 값을 읽는 순간 한국어로 거부한다

@@ -56,6 +56,16 @@ def project_files(pattern: str) -> list[Path]:
     return sorted(p for p in files if p.is_file() and not (set(p.relative_to(REPO_ROOT).parts) & skip))
 
 
+class FakeClock:
+    """``time`` 모듈 대신 넣는 시계: ``perf_counter()`` 가 정해 둔 시각을 차례로 돌려준다(벽시계 없이 계산식만 확인한다)."""
+
+    def __init__(self, *readings):
+        self.readings = iter(readings)
+
+    def perf_counter(self):
+        return next(self.readings)
+
+
 def load_module(path, name):
     """패키지가 아닌 폴더의 스크립트를 모듈로 읽는다(``sys.modules`` 에 ``name`` 으로 등록)."""
     spec = importlib.util.spec_from_file_location(name, path)

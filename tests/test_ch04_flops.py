@@ -1,25 +1,16 @@
 """4장 보너스: FlopCounterMode 로 센 GPT-2 순전파 FLOPs 가 식과 같은지, MFU·최대 배치 도구가 동작하는지."""
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 import torch
+from support import FakeClock, load_module
 
 from llm_from_scratch.ch04 import GPT2_MODEL_CONFIGS, GPT_CONFIG_124M, GPTModel
 
 MODULE_PATH = Path(__file__).resolve().parents[1] / "ch04" / "02_performance-analysis" / "flops_analysis.py"
 
-
-def _load():
-    # 폴더 이름에 '-' 가 있어 패키지로 import 할 수 없으므로 파일 경로로 불러온다
-    spec = importlib.util.spec_from_file_location("flops_analysis", MODULE_PATH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-fa = _load()
+fa = load_module(MODULE_PATH, "flops_analysis")  # 폴더 이름에 '-' 가 있어 파일 경로로 불러온다
 TINY = fa.gpt2_config("gpt2-small (124M)", vocab_size=101, context_length=16, emb_dim=32, n_layers=2, n_heads=4)
 
 
@@ -56,18 +47,10 @@ def test_count_rejects_inputs_longer_than_the_context():
         fa.gpt2_config("gpt2-huge")
 
 
-class _Clock:
-    """``time.perf_counter`` 대신 정해 둔 시각을 차례로 돌려준다(벽시계 없이 계산식만 확인한다)."""
-
-    def __init__(self, *readings):
-        self.readings = iter(readings)
-
-    def perf_counter(self):
-        return next(self.readings)
 
 
 def test_training_throughput_counts_only_the_timed_steps(monkeypatch):
-    monkeypatch.setattr(fa, "time", _Clock(10.0, 10.5))
+    monkeypatch.setattr(fa, "time", FakeClock(10.0, 10.5))
     assert fa.train_tokens_per_second(TINY, 2, 8, steps=3, warmup=1) == pytest.approx(3 * 2 * 8 / 0.5)
     with pytest.raises(ValueError, match="steps"):
         fa.train_tokens_per_second(TINY, 2, 8, steps=0)

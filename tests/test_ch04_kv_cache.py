@@ -1,6 +1,5 @@
 """4장 보너스(KV 캐시): 캐시 생성이 generate_text_simple 과 같은 토큰을 내는지, 캐시 초기화, state_dict 호환."""
 
-import importlib
 import re
 import subprocess
 import sys
@@ -8,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from support import load_module
 
 from llm_from_scratch.ch04 import GPTModel, generate_text_simple
 
@@ -162,12 +162,9 @@ def test_benchmark_runs_in_quick_mode(tmp_path):
     assert "정밀도: float32 (명령줄 옵션 --bf16 off)" in result.stdout
 
 
-def test_benchmark_bf16_casts_both_models_and_says_why(tmp_path, monkeypatch):
-    sys.path.insert(0, str(KV_DIR))
-    try:
-        benchmark = importlib.import_module("benchmark")
-    finally:
-        sys.path.remove(str(KV_DIR))
+def test_benchmark_bf16_casts_both_models_and_says_why(tmp_path):
+    # 다른 보너스 폴더에도 benchmark.py 가 있으므로 겹치지 않는 이름으로 불러온다
+    benchmark = load_module(KV_DIR / "benchmark.py", "kv_cache_benchmark")
     hf_model, model = benchmark.build_models(benchmark.TINY_CONFIG, 123, torch.device("cpu"), torch.bfloat16)
     assert {p.dtype for p in hf_model.parameters()} == {p.dtype for p in model.parameters()} == {torch.bfloat16}
     result = subprocess.run(

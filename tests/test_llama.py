@@ -15,6 +15,7 @@ import sentencepiece
 import tiktoken
 import torch
 import transformers
+from support import load_module
 
 from llm_from_scratch.ch05 import generate
 from llm_from_scratch.download import DownloadError, download_data_file
@@ -516,12 +517,7 @@ NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "ch05" / "07_gpt_to_llam
 
 
 def _benchmark_module():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("llama_benchmark", NOTEBOOK_DIR / "benchmark.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module(NOTEBOOK_DIR / "benchmark.py", "llama_benchmark")
 
 
 def test_benchmark_help_is_korean_and_bad_arguments_stop_before_any_work(capsys):

@@ -2,10 +2,11 @@
 
 import pytest
 import torch
-from support import load_module
+from support import FakeClock, load_module
 
 from llm_from_scratch import machine, mfu
 from llm_from_scratch.ch04 import GPT2_MODEL_CONFIGS, GPT_CONFIG_124M
+from llm_from_scratch.utils import synchronize
 
 flops_analysis = load_module("ch04/02_performance-analysis/flops_analysis.py", "flops_analysis_for_mfu")
 
@@ -25,16 +26,10 @@ def test_training_flops_default_to_the_context_length_and_reject_empty_input():
         mfu.training_flops_per_token(cfg, 0)
 
 
-class _Clock:
-    def __init__(self, *readings):
-        self.readings = iter(readings)
-
-    def perf_counter(self):
-        return next(self.readings)
 
 
 def test_matmul_peak_uses_the_fastest_of_the_repeats(monkeypatch):
-    monkeypatch.setattr(mfu, "time", _Clock(0.0, 0.002, 1.0, 1.001, 2.0, 2.004))  # 2 ms, 1 ms, 4 ms
+    monkeypatch.setattr(mfu, "time", FakeClock(0.0, 0.002, 1.0, 1.001, 2.0, 2.004))  # 2 ms, 1 ms, 4 ms
     assert mfu.matmul_peak_flops("cpu", size=64, repeats=3) == pytest.approx(2 * 64**3 / 0.001)
     with pytest.raises(ValueError, match="size"):
         mfu.matmul_peak_flops("cpu", size=0)
@@ -80,3 +75,13 @@ def test_resolve_bf16_follows_the_command_line_then_the_hardware(monkeypatch):
     assert machine.resolve_bf16("on", "cpu")[0] is True
     with pytest.raises(ValueError, match="'yes'"):
         machine.resolve_bf16("yes", "cpu")
+
+
+def test_synchronize_waits_only_on_asynchronous_devices(monkeypatch):
+    waited = []
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: waited.append(("cuda", str(device))))
+    monkeypatch.setattr(torch.mps, "synchronize", lambda: waited.append(("mps", None)))
+    synchronize("cpu")
+    synchronize("cuda:1")
+    synchronize(torch.device("mps"))
+    assert waited == [("cuda", "cuda:1"), ("mps", None)]

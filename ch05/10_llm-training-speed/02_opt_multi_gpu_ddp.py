@@ -36,7 +36,7 @@ from torch.utils.data.distributed import DistributedSampler
 from llm_from_scratch.appendix_a import close_process_group
 from llm_from_scratch.ch02 import GPTDatasetV1, load_the_verdict
 from llm_from_scratch.ch05 import calc_loss_batch
-from llm_from_scratch.utils import QUICK, ArgumentParser, positive_int
+from llm_from_scratch.utils import QUICK, ArgumentParser, positive_int, synchronize
 
 LAUNCH_HINT = "torchrun --nproc_per_node=2 02_opt_multi_gpu_ddp.py"
 
@@ -162,8 +162,7 @@ def train(args, settings, device, flags, epochs, rank, world_size):
             dist.all_reduce(loss_sum)  # 에포크 평균 손실: 모든 프로세스의 모든 배치에 대한 평균
             if rank == 0:
                 print(f"에포크 {epoch + 1}/{epochs}: 평균 훈련 손실 {loss_sum.item() / (len(loader) * world_size):.3f}")
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    synchronize(device)
     seconds = time.perf_counter() - start
 
     checksums = [torch.zeros(3, dtype=torch.float64) for _ in range(world_size)]

@@ -17,7 +17,7 @@ from llm_from_scratch.ch02 import create_dataloader_v1, load_the_verdict
 from llm_from_scratch.ch04 import GPT_CONFIG_124M, GPTModel
 from llm_from_scratch.ch05 import calc_loss_batch, train_model_simple
 from llm_from_scratch.machine import native_bf16
-from llm_from_scratch.utils import device_name, nonnegative_int, positive_int
+from llm_from_scratch.utils import device_name, nonnegative_int, positive_int, synchronize
 
 __all__ = [
     "BENCHMARK_SETTINGS",
@@ -193,13 +193,6 @@ def _batches(loader):
         yield from loader
 
 
-def _sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    elif device.type == "mps":
-        torch.mps.synchronize()
-
-
 def time_training(
     model, optimizer, loader, device, *, warmup_steps, timed_steps, autocast_dtype=None, non_blocking=False
 ):
@@ -240,14 +233,14 @@ def time_training(
     start = time.perf_counter()
     for _ in range(warmup_steps):
         step()
-    _sync(device)
+    synchronize(device)
     warmup_seconds = time.perf_counter() - start
 
     start = time.perf_counter()
     for _ in range(timed_steps):
         loss, n_tokens = step()
         tokens += n_tokens
-    _sync(device)
+    synchronize(device)
     seconds = time.perf_counter() - start
     return {
         "tokens_per_s": tokens / seconds,
@@ -402,14 +395,14 @@ def train_full(settings, device, flags=None, data_dir=".", num_epochs=FULL_RUN["
             model = torch.compile(model)
         if flags["bf16"]:
             model = AutocastForward(model, device.type)
-    _sync(device)
+    synchronize(device)
     start = time.perf_counter()
     with tf32_matmul(bool(flags and flags["tf32"])):
         train_losses, val_losses, _ = train_model_simple(
             model, train_loader, val_loader, optimizer, device, num_epochs, FULL_RUN["eval_freq"],
             FULL_RUN["eval_iter"], FULL_RUN["start_context"], tiktoken.get_encoding("gpt2"),
         )
-    _sync(device)
+    synchronize(device)
     seconds = time.perf_counter() - start
     tokens = num_epochs * len(train_loader) * settings["batch_size"] * cfg["context_length"]
     return {
